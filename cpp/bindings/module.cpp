@@ -1,0 +1,14 @@
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+void bind_topk(py::module_& m);
+void bind_metrics(py::module_& m);
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "recforge's compiled kernels (private: use the recforge package)";
+    auto topk = m.def_submodule("topk", "Exact batched top-k selection");
+    bind_topk(topk);
+    auto metrics = m.def_submodule("metrics", "Ranking metrics");
+    bind_metrics(metrics);
+}

@@ -1,0 +1,200 @@
+#include "recforge/topk.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "recforge/common/parallel.hpp"
+#include "recforge/common/topk.hpp"
+
+namespace recforge {
+namespace {
+
+constexpr int64_t kItemBlockBytes = 128 * 1024;  // packed item block, sized to stay in L2
+constexpr int kQueryTilesPerBlock = 16;          // register tiles per unit of parallel work
+
+void check_common(int64_t n_queries, int64_t n_items, int k, const CsrView& exclude,
+                  const int32_t* candidates, int64_t n_candidates) {
+    if (k <= 0) throw std::invalid_argument("k must be positive, got " + std::to_string(k));
+    if (n_queries < 0 || n_items < 0) throw std::invalid_argument("negative matrix shape");
+    if (exclude.present()) {
+        if (exclude.n_rows != n_queries)
+            throw std::invalid_argument("exclude has " + std::to_string(exclude.n_rows) +
+                                        " rows but there are " + std::to_string(n_queries) + " queries");
+        if (exclude.n_cols != n_items)
+            throw std::invalid_argument("exclude has " + std::to_string(exclude.n_cols) +
+                                        " columns but there are " + std::to_string(n_items) + " items");
+        exclude.validate("exclude");
+    }
+    if (candidates != nullptr) {
+        if (n_candidates < 0) throw std::invalid_argument("negative number of candidates");
+        std::vector<char> seen(static_cast<size_t>(n_items), 0);
+        for (int64_t i = 0; i < n_candidates; ++i) {
+            const int32_t c = candidates[i];
+            if (c < 0 || c >= n_items)
+                throw std::out_of_range("candidate item " + std::to_string(c) + " outside [0, " +
+                                        std::to_string(n_items) + ")");
+            if (seen[static_cast<size_t>(c)])
+                throw std::invalid_argument("candidate item " + std::to_string(c) + " is listed twice");
+            seen[static_cast<size_t>(c)] = 1;
+        }
+    }
+}
+
+int64_t excluded_count(const CsrView& exclude, int64_t q) {
+    return exclude.present() ? exclude.row_end(q) - exclude.row_begin(q) : 0;
+}
+
+// Per-worker scratch for the final filtering of excluded items.
+struct Marks {
+    std::vector<int64_t> stamp;  // stamp[item] == query + 1 when the item is excluded for query
+    explicit Marks(int64_t n_items) : stamp(static_cast<size_t>(n_items), 0) {}
+};
+
+// The heap holds the top (k + #excluded) of the scanned items, so dropping the excluded ones
+// still leaves the exact top k of the rest.
+void finalize(TopK& heap, const CsrView& exclude, int64_t q, Marks& marks, int k, TopKOutput out) {
+    if (exclude.present()) {
+        for (int64_t p = exclude.row_begin(q); p < exclude.row_end(q); ++p)
+            marks.stamp[static_cast<size_t>(exclude.indices[p])] = q + 1;
+    }
+    const std::vector<Scored>& sorted = heap.take_sorted();
+    int32_t* items = out.items + q * k;
+    float* scores = out.scores + q * k;
+    int n = 0;
+    for (const Scored& s : sorted) {
+        if (n == k) break;
+        if (exclude.present() && marks.stamp[static_cast<size_t>(s.item)] == q + 1) continue;
+        items[n] = s.item;
+        scores[n] = s.score;
+        ++n;
+    }
+    for (; n < k; ++n) {
+        items[n] = -1;
+        scores[n] = -std::numeric_limits<float>::infinity();
+    }
+}
+
+}  // namespace
+
+void topk_dot(const float* queries, int64_t n_queries, const float* items, int64_t n_items,
+              int64_t dim, int k, const CsrView& exclude, const int32_t* candidates,
+              int64_t n_candidates, TopKOutput out, int n_threads) {
+    check_common(n_queries, n_items, k, exclude, candidates, n_candidates);
+    if (dim < 0) throw std::invalid_argument("negative factor dimension");
+    if (n_queries == 0) return;
+    const int64_t n_search = candidates ? n_candidates : n_items;
+
+    const detail::TileKernel& kernel = detail::tile_kernel();
+    const int64_t width = kernel.panel_width;
+    const int64_t panel_floats = std::max<int64_t>(dim, 1) * width;
+    const int64_t panels_per_block =
+        std::max<int64_t>(1, kItemBlockBytes / static_cast<int64_t>(sizeof(float)) / panel_floats);
+    const int64_t block_items = panels_per_block * width;
+    const int64_t queries_per_block = static_cast<int64_t>(kernel.rows) * kQueryTilesPerBlock;
+    const int64_t n_query_blocks = (n_queries + queries_per_block - 1) / queries_per_block;
+
+    struct Scratch {
+        std::vector<float> packed, tile;
+        std::vector<TopK> heaps;
+        Marks marks;
+        explicit Scratch(int64_t n_items) : marks(n_items) {}
+    };
+    const int workers = planned_workers(n_query_blocks, n_threads);
+    std::vector<Scratch> scratch;
+    scratch.reserve(static_cast<size_t>(workers));
+    for (int w = 0; w < workers; ++w) {
+        scratch.emplace_back(exclude.present() ? n_items : 0);
+        scratch.back().packed.resize(static_cast<size_t>(panels_per_block * panel_floats));
+        scratch.back().tile.resize(static_cast<size_t>(kernel.rows * block_items));
+        scratch.back().heaps.resize(static_cast<size_t>(queries_per_block));
+    }
+
+    parallel_for(0, n_query_blocks, workers, [&](int64_t qb, int worker) {
+        Scratch& s = scratch[static_cast<size_t>(worker)];
+        const int64_t q0 = qb * queries_per_block;
+        const int64_t q1 = std::min(n_queries, q0 + queries_per_block);
+        for (int64_t q = q0; q < q1; ++q) {
+            const int64_t want = std::min<int64_t>(static_cast<int64_t>(k) + excluded_count(exclude, q),
+                                                   std::max<int64_t>(n_search, 1));
+            s.heaps[static_cast<size_t>(q - q0)].reset(static_cast<int>(want));
+        }
+        for (int64_t b0 = 0; b0 < n_search; b0 += block_items) {
+            const int64_t b1 = std::min(n_search, b0 + block_items);
+            const int64_t n_panels = (b1 - b0 + width - 1) / width;
+            // Pack this block of items as [panel][dim][width], zero-padding the last panel.
+            float* packed = s.packed.data();
+            for (int64_t p = 0; p < n_panels; ++p) {
+                float* dst = packed + p * panel_floats;
+                for (int64_t c = 0; c < width; ++c) {
+                    const int64_t pos = b0 + p * width + c;
+                    if (pos < b1) {
+                        const int64_t item = candidates ? candidates[pos] : pos;
+                        const float* src = items + item * dim;
+                        for (int64_t f = 0; f < dim; ++f) dst[f * width + c] = src[f];
+                    } else {
+                        for (int64_t f = 0; f < dim; ++f) dst[f * width + c] = 0.0f;
+                    }
+                }
+            }
+            const int64_t ld = n_panels * width;
+            for (int64_t t0 = q0; t0 < q1; t0 += kernel.rows) {
+                const int rows = static_cast<int>(std::min<int64_t>(kernel.rows, q1 - t0));
+                kernel.run(queries + t0 * dim, dim, rows, packed, n_panels, dim, s.tile.data(), ld);
+                for (int r = 0; r < rows; ++r) {
+                    TopK& heap = s.heaps[static_cast<size_t>(t0 - q0 + r)];
+                    const float* row = s.tile.data() + r * ld;
+                    float thr = heap.threshold();
+                    for (int64_t j = 0; j < b1 - b0; ++j) {
+                        if (row[j] >= thr) {
+                            const int64_t pos = b0 + j;
+                            heap.push(row[j], candidates ? candidates[pos] : static_cast<int32_t>(pos));
+                            thr = heap.threshold();
+                        }
+                    }
+                }
+            }
+        }
+        for (int64_t q = q0; q < q1; ++q)
+            finalize(s.heaps[static_cast<size_t>(q - q0)], exclude, q, s.marks, k, out);
+    });
+}
+
+void topk_dense(const float* scores, int64_t n_queries, int64_t n_items, int k,
+                const CsrView& exclude, const int32_t* candidates, int64_t n_candidates,
+                TopKOutput out, int n_threads) {
+    check_common(n_queries, n_items, k, exclude, candidates, n_candidates);
+    if (n_queries == 0) return;
+    const int64_t n_search = candidates ? n_candidates : n_items;
+    constexpr int64_t kChunk = 16;
+    const int workers = planned_workers(n_queries, n_threads, kChunk);
+    std::vector<TopK> heaps(static_cast<size_t>(workers));
+    std::vector<Marks> marks;
+    marks.reserve(static_cast<size_t>(workers));
+    for (int w = 0; w < workers; ++w) marks.emplace_back(exclude.present() ? n_items : 0);
+
+    parallel_for(
+        0, n_queries, workers,
+        [&](int64_t q, int worker) {
+            TopK& heap = heaps[static_cast<size_t>(worker)];
+            const int64_t want = std::min<int64_t>(static_cast<int64_t>(k) + excluded_count(exclude, q),
+                                                   std::max<int64_t>(n_search, 1));
+            heap.reset(static_cast<int>(want));
+            const float* row = scores + q * n_items;
+            float thr = heap.threshold();
+            for (int64_t pos = 0; pos < n_search; ++pos) {
+                const int32_t item = candidates ? candidates[pos] : static_cast<int32_t>(pos);
+                const float v = row[item];
+                if (v >= thr) {
+                    heap.push(v, item);
+                    thr = heap.threshold();
+                }
+            }
+            finalize(heap, exclude, q, marks[static_cast<size_t>(worker)], k, out);
+        },
+        kChunk);
+}
+
+}  // namespace recforge

@@ -1,0 +1,42 @@
+"""recforge: recommender systems from raw interactions to an evaluated recommender.
+
+The package is a typed Python layer over a C++ core. Start with :class:`Interactions`, split it
+with :mod:`recforge.split`, fit a recommender and score it with :func:`evaluate`::
+
+    import recforge as rf
+
+    data = rf.datasets.make_synthetic(random_state=0)
+    train, test = rf.split.random_holdout(data, test_fraction=0.2, random_state=0)
+    model = rf.Popularity().fit(train)
+    print(rf.evaluate(model, train, test, k=10))
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import datasets, evaluation, metrics, retrieval, split
+from .base import NotFittedError, Recommender
+from .baselines import Popularity, Random
+from .data import Interactions
+from .evaluation import evaluate
+
+try:
+    __version__ = version("recforge")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "Interactions",
+    "Recommender",
+    "NotFittedError",
+    "Popularity",
+    "Random",
+    "evaluate",
+    "datasets",
+    "evaluation",
+    "metrics",
+    "retrieval",
+    "split",
+    "__version__",
+]
