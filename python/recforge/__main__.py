@@ -37,10 +37,12 @@ def _demo(args: argparse.Namespace) -> int:
     combined["column"] = combined["metric"] + "@" + combined["k"].astype(str)
     wide = combined.pivot_table(index="model", columns="column", values="value", sort=False)
     wide = wide.loc[list(models)]
+    wide.columns.name = None
+    wide.index.name = "model"
     n_users = int(combined["n_users"].max())
     print(f"\nTop-k evaluation on {n_users:,} test users (means over users):\n")
     with pd.option_context("display.float_format", "{:.4f}".format, "display.width", 200):
-        print(wide.to_string())
+        print(wide.reset_index().to_string(index=False, justify="left", formatters={"model": "{:<20}".format}))
     print(f"\nfinished in {time.perf_counter() - t0:.1f} s")
     if args.plot:
         import matplotlib
