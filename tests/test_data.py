@@ -250,13 +250,13 @@ def test_nan_and_inf_weights_raise() -> None:
     df = pd.DataFrame({"user": [1, 2, 3], "item": [1, 1, 1], "w": [1.0, np.nan, np.inf]})
     with pytest.raises(ValueError, match=r"weight column 'w' has 2 rows with NaN or infinite"):
         Interactions.from_pandas(df, weight_col="w")
-    with pytest.raises(ValueError, match=r"weights has 1 rows with NaN"):
+    with pytest.raises(ValueError, match=r"weights has 1 row with NaN"):
         Interactions.from_arrays([1, 2], [1, 1], [np.nan, 1.0])
 
 
 def test_nan_ratings_raise() -> None:
     df = pd.DataFrame({"user": [1, 2], "item": [1, 1], "r": [np.nan, 3.0]})
-    with pytest.raises(ValueError, match=r"rating column 'r' has 1 rows with NaN"):
+    with pytest.raises(ValueError, match=r"rating column 'r' has 1 row with NaN"):
         Interactions.from_pandas(df, rating_col="r")
 
 
@@ -279,9 +279,9 @@ def test_mismatched_lengths_raise() -> None:
 
 
 def test_missing_ids_raise() -> None:
-    with pytest.raises(ValueError, match=r"user column 'user' have 1 missing"):
+    with pytest.raises(ValueError, match=r"missing ids in user column 'user': 1 row None/NaN"):
         Interactions.from_pandas(pd.DataFrame({"user": ["a", None], "item": [1, 2]}))
-    with pytest.raises(ValueError, match=r"items have 1 missing"):
+    with pytest.raises(ValueError, match=r"missing ids in items: 1 row NaN"):
         Interactions.from_arrays([1, 2], [1.0, np.nan])
 
 

@@ -4,6 +4,7 @@ namespace py = pybind11;
 
 void bind_topk(py::module_& m);
 void bind_metrics(py::module_& m);
+void bind_beyond(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "recforge's compiled kernels (private: use the recforge package)";
@@ -11,4 +12,6 @@ PYBIND11_MODULE(_core, m) {
     bind_topk(topk);
     auto metrics = m.def_submodule("metrics", "Ranking metrics");
     bind_metrics(metrics);
+    auto beyond = m.def_submodule("beyond", "Beyond-accuracy metrics");
+    bind_beyond(beyond);
 }

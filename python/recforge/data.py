@@ -49,6 +49,10 @@ def _examples(values: np.ndarray) -> str:
     return f"[{shown}{more}]"
 
 
+def _rows(k: int) -> str:
+    return f"{k:,} row" if k == 1 else f"{k:,} rows"
+
+
 def _coerce_ids(values: Any, what: str) -> np.ndarray:
     """Coerce raw ids to a 1-D array: int64 for integers, object for strings.
 
@@ -73,7 +77,7 @@ def _coerce_ids(values: Any, what: str) -> np.ndarray:
         missing = np.isnan(arr)
         if missing.any():
             raise ValueError(
-                f"{what} have {int(missing.sum()):,} missing values (NaN); "
+                f"missing ids in {what}: {_rows(int(missing.sum()))} NaN; "
                 "drop those rows before building Interactions"
             )
         if np.all(np.mod(arr, 1) == 0):
@@ -85,7 +89,7 @@ def _coerce_ids(values: Any, what: str) -> np.ndarray:
         missing = pd.isna(arr)
         if missing.any():
             raise ValueError(
-                f"{what} have {int(missing.sum()):,} missing values (None/NaN); "
+                f"missing ids in {what}: {_rows(int(missing.sum()))} None/NaN; "
                 "drop those rows before building Interactions"
             )
         inferred = pd.api.types.infer_dtype(arr, skipna=False)
@@ -97,11 +101,11 @@ def _coerce_ids(values: Any, what: str) -> np.ndarray:
             return _coerce_ids(arr.astype(np.float64), what)
         if inferred.startswith("mixed"):
             raise ValueError(
-                f"{what} mix several types ({inferred}); convert them to one type first, "
+                f"ids in {what} mix several types ({inferred}); convert them to one type first, "
                 "e.g. df[col].astype(str)"
             )
         return arr
-    raise ValueError(f"{what} have an unsupported dtype {arr.dtype}; use integers or strings")
+    raise ValueError(f"ids in {what} have an unsupported dtype {arr.dtype}; use integers or strings")
 
 
 def _coerce_universe(values: Any, what: str) -> np.ndarray:
@@ -127,7 +131,7 @@ def _coerce_weights(values: Any, what: str, n: int) -> np.ndarray:
     bad = ~np.isfinite(arr)
     if bad.any():
         raise ValueError(
-            f"{what} has {int(bad.sum()):,} rows with NaN or infinite values; "
+            f"{what} has {_rows(int(bad.sum()))} with NaN or infinite values; "
             "drop or fill them before building Interactions"
         )
     return arr
@@ -159,7 +163,7 @@ def _coerce_timestamps(values: Any, what: str, n: int) -> np.ndarray:
         bad = ~np.isfinite(arr)
         if bad.any():
             raise ValueError(
-                f"{what} has {int(bad.sum()):,} rows with NaN or infinite values; "
+                f"{what} has {_rows(int(bad.sum()))} with NaN or infinite values; "
                 "drop or fill them before building Interactions"
             )
         return arr.astype(np.float64, copy=False)
