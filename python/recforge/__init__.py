@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, evaluation, metrics, retrieval, split
+from . import beyond_accuracy, datasets, evaluation, metrics, plot, retrieval, significance, split
 from .base import NotFittedError, Recommender
 from .baselines import Popularity, Random
 from .data import Interactions
-from .evaluation import evaluate
+from .evaluation import compare, evaluate
 
 try:
     __version__ = version("recforge")
@@ -33,9 +33,13 @@ __all__ = [
     "Popularity",
     "Random",
     "evaluate",
+    "compare",
+    "beyond_accuracy",
     "datasets",
     "evaluation",
     "metrics",
+    "plot",
+    "significance",
     "retrieval",
     "split",
     "__version__",

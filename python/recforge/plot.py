@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["plot_metrics"]
+__all__ = ["plot_metrics", "plot_comparison"]
 
 
 def _pyplot() -> Any:
@@ -54,5 +54,41 @@ def plot_metrics(results: pd.DataFrame | dict[str, pd.DataFrame], *, k: int | No
     ax.set_xlabel("")
     ax.legend(title="model", frameon=False)
     ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    return ax
+
+
+def plot_comparison(table: pd.DataFrame, *, metric: str | None = None, k: int | None = None, ax: Any = None) -> Any:
+    """Horizontal bars with bootstrap confidence intervals from :func:`recforge.evaluation.compare`.
+
+    Bars of models significantly better (worse) than the baseline are marked ▲ (▼).
+    """
+    plt = _pyplot()
+    needed = {"model", "metric", "k", "value", "ci_low", "ci_high", "marker"}
+    if not needed <= set(table.columns):
+        raise ValueError(f"expected a table from recforge.evaluation.compare with columns {sorted(needed)}")
+    name = metric if metric is not None else str(table["metric"].iloc[0])
+    rows = table[table["metric"] == name]
+    if k is not None:
+        rows = rows[rows["k"] == k]
+    elif rows["k"].notna().any():
+        rows = rows[rows["k"] == rows["k"].min()]
+    if rows.empty:
+        raise ValueError(f"no rows for metric {name!r} at k={k}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.0, 0.6 + 0.45 * len(rows)))
+    y = list(range(len(rows)))[::-1]
+    values = rows["value"].to_numpy(dtype=float)
+    low = values - rows["ci_low"].to_numpy(dtype=float)
+    high = rows["ci_high"].to_numpy(dtype=float) - values
+    has_ci = ~(pd.isna(low) | pd.isna(high))
+    colors = ["#4c72b0" if m == "baseline" else "#55a868" if m == "▲" else "#c44e52" if m == "▼" else "#8c8c8c"
+              for m in rows["marker"]]
+    ax.barh(y, values, color=colors, xerr=[low.clip(0) * has_ci, high.clip(0) * has_ci], capsize=3)
+    labels = [f"{mdl} {mk if mk != 'baseline' else '(baseline)'}".strip() for mdl, mk in zip(rows["model"], rows["marker"])]
+    ax.set_yticks(y, labels)
+    cut = rows["k"].iloc[0]
+    ax.set_xlabel(f"{name}@{int(cut)}" if pd.notna(cut) else name)
+    ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
     return ax
