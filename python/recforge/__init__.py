@@ -15,11 +15,21 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import beyond_accuracy, datasets, evaluation, metrics, plot, retrieval, significance, split
+from . import beyond_accuracy, datasets, evaluation, factorization, metrics, plot, retrieval, significance, split
 from .base import NotFittedError, Recommender
 from .baselines import Popularity, Random
 from .data import Interactions
 from .evaluation import compare, evaluate
+from . import neighbors
+from .neighbors import (
+    BaselineOnly,
+    ItemKNN,
+    KNNBaseline,
+    KNNBasic,
+    KNNWithMeans,
+    KNNWithZScore,
+    UserKNN,
+)
 
 try:
     __version__ = version("recforge")
@@ -32,12 +42,21 @@ __all__ = [
     "NotFittedError",
     "Popularity",
     "Random",
+    "ItemKNN",
+    "UserKNN",
+    "BaselineOnly",
+    "KNNBasic",
+    "KNNWithMeans",
+    "KNNWithZScore",
+    "KNNBaseline",
     "evaluate",
     "compare",
     "beyond_accuracy",
     "datasets",
     "evaluation",
+    "factorization",
     "metrics",
+    "neighbors",
     "plot",
     "significance",
     "retrieval",
