@@ -64,3 +64,34 @@ def test_evaluate_bad_arguments(split, kwargs, match):
     train, test = split
     with pytest.raises(ValueError, match=match):
         rf.evaluate(rf.Popularity(), train, test, **kwargs)
+
+
+class MeanRating(rf.Popularity):
+    """Predicts every user's mean training rating: enough to check the rating metrics path."""
+
+    def _fit(self, data):
+        super()._fit(data)
+        m = data.matrix.tocsr()
+        ratings = data.ratings if data.ratings is not None else m.data
+        sums = np.bincount(np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)), weights=ratings, minlength=m.shape[0])
+        counts = np.maximum(np.diff(m.indptr), 1)
+        self.user_mean_ = (sums / counts).astype(np.float32)
+
+    def predict(self, users, items, ids="raw"):
+        u = self._to_index(np.asarray(users), "user", ids)
+        return self.user_mean_[u]
+
+
+def test_rating_metrics_through_evaluate(split):
+    train, test = split
+    model = MeanRating().fit(train)
+    table = rf.evaluate(model, train, test, k=10, metrics=["rmse", "mae", "ndcg"]).set_index("metric")
+    t = test.matrix.tocsr()
+    rows = np.repeat(np.arange(t.shape[0]), np.diff(t.indptr))
+    truth = test.ratings
+    pred = model.user_mean_[rows]
+    assert table.loc["rmse", "value"] == pytest.approx(np.sqrt(np.mean((truth - pred) ** 2)))
+    assert table.loc["mae", "value"] == pytest.approx(np.mean(np.abs(truth - pred)))
+    assert np.isnan(table.loc["rmse", "k"])
+    with pytest.raises(ValueError, match="does not predict"):
+        rf.evaluate(rf.Popularity().fit(train), train, test, metrics=["rmse"])

@@ -184,12 +184,10 @@ def _compute(
         predict = getattr(run.model, "predict", None)
         if predict is None:
             raise ValueError(f"{type(run.model).__name__} does not predict ratings, so {rating} cannot be computed")
-        test_matrix = run.test.matrix.tocoo()
-        truth = run.test.ratings if run.test.ratings is not None else run.test.matrix.tocsr().data
-        rows = np.repeat(np.arange(run.test.n_users), np.diff(run.test.matrix.tocsr().indptr))
-        cols = run.test.matrix.tocsr().indices
-        del test_matrix
-        pred = predict(rows, cols, ids="index")
+        test_matrix = run.test.matrix.tocsr()
+        truth = run.test.ratings if run.test.ratings is not None else test_matrix.data
+        rows = np.repeat(np.arange(run.test.n_users), np.diff(test_matrix.indptr))
+        pred = predict(rows, test_matrix.indices, ids="index")
         if "rmse" in rating:
             out[("rmse", None)] = rmse(truth, pred)
         if "mae" in rating:
