@@ -197,4 +197,52 @@ void topk_dense(const float* scores, int64_t n_queries, int64_t n_items, int k,
         kChunk);
 }
 
+void topk_candidates(const float* queries, int64_t n_queries, const float* items, int64_t n_items,
+                     int64_t dim, const int32_t* candidates, int64_t n_cand, int k,
+                     const CsrView& exclude, TopKOutput out, int n_threads) {
+    check_common(n_queries, n_items, k, exclude, nullptr, 0);
+    if (dim < 0 || n_cand < 0) throw std::invalid_argument("negative dimension");
+    const int64_t total = n_queries * n_cand;
+    for (int64_t i = 0; i < total; ++i) {
+        if (candidates[i] < -1 || candidates[i] >= n_items)
+            throw std::out_of_range("candidate item " + std::to_string(candidates[i]) + " outside [0, " +
+                                    std::to_string(n_items) + ")");
+    }
+    if (n_queries == 0) return;
+    // Work per query is O((candidates + excluded) log) with small sorted copies, so a single
+    // query against a large catalog costs nothing proportional to the catalog.
+    constexpr int64_t kChunk = 8;
+    const int workers = planned_workers(n_queries, n_threads, kChunk);
+    struct Scratch {
+        TopK heap;
+        std::vector<int32_t> cand, excl;
+    };
+    std::vector<Scratch> scratch(static_cast<size_t>(workers));
+    parallel_for(
+        0, n_queries, workers,
+        [&](int64_t q, int worker) {
+            Scratch& s = scratch[static_cast<size_t>(worker)];
+            s.heap.reset(k);
+            const int32_t* row = candidates + q * n_cand;
+            s.cand.assign(row, row + n_cand);
+            std::sort(s.cand.begin(), s.cand.end());
+            s.cand.erase(std::unique(s.cand.begin(), s.cand.end()), s.cand.end());
+            s.excl.clear();
+            if (exclude.present())
+                s.excl.assign(exclude.indices + exclude.row_begin(q), exclude.indices + exclude.row_end(q));
+            std::sort(s.excl.begin(), s.excl.end());
+            const float* qv = queries + q * dim;
+            for (const int32_t item : s.cand) {
+                if (item < 0) continue;
+                if (!s.excl.empty() && std::binary_search(s.excl.begin(), s.excl.end(), item)) continue;
+                const float* v = items + static_cast<int64_t>(item) * dim;
+                float dot = 0.0f;
+                for (int64_t f = 0; f < dim; ++f) dot += qv[f] * v[f];
+                s.heap.push(dot, item);
+            }
+            s.heap.write_sorted(out.items + q * k, out.scores + q * k);
+        },
+        kChunk);
+}
+
 }  // namespace recforge

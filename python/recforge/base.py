@@ -112,8 +112,11 @@ class Recommender:
         return f"{type(self).__name__}({args})"
 
     # -- fitting --------------------------------------------------------------------------
-    def fit(self, interactions: Any) -> Recommender:
-        """Learn from a users x items interaction set; returns ``self``."""
+    def fit(self, interactions: Any, **fit_params: Any) -> Recommender:
+        """Learn from a users x items interaction set; returns ``self``.
+
+        Keyword arguments (e.g. ``eval_set=``, ``show_progress=``) go to the model's ``_fit``.
+        """
         data = as_interactions(interactions)
         if data.nnz == 0:
             raise ValueError("cannot fit on an empty interaction set: it has no interactions")
@@ -125,10 +128,10 @@ class Recommender:
         )
         self._user_lookup = None
         self._item_lookup = None
-        self._fit(data)
+        self._fit(data, **fit_params)
         return self
 
-    def _fit(self, data: Interactions) -> None:  # pragma: no cover - abstract
+    def _fit(self, data: Interactions, **fit_params: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     @property

@@ -27,6 +27,13 @@ void topk_dense(const float* scores, int64_t n_queries, int64_t n_items, int k,
                 const CsrView& exclude, const int32_t* candidates, int64_t n_candidates,
                 TopKOutput out, int n_threads);
 
+// Re-scoring of per-query candidate lists (e.g. from an approximate index): for each query the
+// top-k of its own candidates (n_queries x n_cand item indices, -1 for an empty slot; repeats
+// count once) by exact dot product, skipping excluded items.
+void topk_candidates(const float* queries, int64_t n_queries, const float* items, int64_t n_items,
+                     int64_t dim, const int32_t* candidates, int64_t n_cand, int k,
+                     const CsrView& exclude, TopKOutput out, int n_threads);
+
 namespace detail {
 
 // Register-blocked tile kernel: scores of `rows` (<= tile_rows()) consecutive query rows against
