@@ -15,21 +15,24 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import beyond_accuracy, datasets, evaluation, factorization, metrics, plot, retrieval, significance, split
+from . import (
+    beyond_accuracy,
+    datasets,
+    evaluation,
+    factorization,
+    metrics,
+    pipeline,
+    plot,
+    retrieval,
+    serving,
+    significance,
+    split,
+)
 from .base import NotFittedError, Recommender
 from .baselines import Popularity, Random
 from .data import Interactions
 from .evaluation import compare, evaluate
-from . import neighbors
-from .neighbors import (
-    BaselineOnly,
-    ItemKNN,
-    KNNBaseline,
-    KNNBasic,
-    KNNWithMeans,
-    KNNWithZScore,
-    UserKNN,
-)
+from .pipeline import Pipeline
 
 try:
     __version__ = version("recforge")
@@ -42,22 +45,17 @@ __all__ = [
     "NotFittedError",
     "Popularity",
     "Random",
-    "ItemKNN",
-    "UserKNN",
-    "BaselineOnly",
-    "KNNBasic",
-    "KNNWithMeans",
-    "KNNWithZScore",
-    "KNNBaseline",
     "evaluate",
+    "Pipeline",
     "compare",
     "beyond_accuracy",
     "datasets",
     "evaluation",
     "factorization",
     "metrics",
-    "neighbors",
+    "pipeline",
     "plot",
+    "serving",
     "significance",
     "retrieval",
     "split",
