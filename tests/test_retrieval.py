@@ -58,10 +58,10 @@ def test_exact_index_matches_brute_force(data, metric):
         assert not set(labels[i]) & set(ex.tolist())
 
 
-@pytest.mark.parametrize("metric", ["ip", "cosine", "l2"])
-def test_hnsw_recall_against_exact(data, metric):
+@pytest.mark.parametrize("metric,ip_graph", [("ip", "ip"), ("ip", "augment"), ("cosine", "ip"), ("l2", "ip")])
+def test_hnsw_recall_against_exact(data, metric, ip_graph):
     vectors, queries = data
-    index = HNSWIndex(metric, random_state=1).build(vectors)
+    index = HNSWIndex(metric, ip_graph=ip_graph, ef=200 if ip_graph == "augment" else 100, random_state=1).build(vectors)
     assert recall_vs_exact(index, queries, 10) >= 0.95
     exclude = [np.arange(i, i + 200) for i in range(len(queries))]
     assert recall_vs_exact(index, queries, 10, exclude=exclude) >= 0.95
@@ -87,7 +87,7 @@ def test_candidates_deletion_add_and_labels():
     rng = np.random.default_rng(4)
     vectors = clustered(rng, 800, 8)
     labels = np.arange(1000, 1800)
-    for cls in (ExactIndex, HNSWIndex):
+    for cls in (ExactIndex, HNSWIndex, lambda m: HNSWIndex(m, ip_graph="augment")):
         index = cls("ip").build(vectors, labels)
         allowed = labels[::7]
         got, _ = index.query(vectors[:3], 5, candidates=allowed)

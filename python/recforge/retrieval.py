@@ -530,10 +530,14 @@ class ExactIndex(_VectorIndex):
 class HNSWIndex(_VectorIndex):
     """Approximate search with an HNSW graph (the ``hnswlib`` package), exactly re-scored.
 
-    For ``metric="ip"`` (factor models) the item vectors are augmented with
-    ``sqrt(max_norm**2 - |v|**2)`` so that all share one norm and inner-product order becomes
-    Euclidean order, which HNSW searches well; queries get a 0. The returned candidates are
-    re-scored exactly in C++. Seen items are excluded by over-fetching each batch by its longest
+    For ``metric="ip"`` (factor models) the graph is built in one of two ways, chosen by
+    ``ip_graph``: ``"ip"`` (default) links items by inner product directly (hnswlib's ``ip``
+    space); ``"augment"`` appends ``sqrt(max_norm**2 - |v|**2)`` to every item vector so that
+    all share one norm and inner-product order becomes Euclidean order (queries get a 0), the
+    classic reduction of maximum inner-product search to nearest neighbours. On factor
+    catalogs whose norms vary a lot the augmented graph needs a much larger ``ef`` for the
+    same recall (see ``benchmarks/results/retrieval.md``), hence the default. Either way the
+    returned candidates are re-scored exactly in C++. Seen items are excluded by over-fetching each batch by its longest
     exclusion list and filtering; a query left with fewer than ``k`` items is answered by exact
     search, so exclusion never loses results.
 
@@ -547,6 +551,8 @@ class HNSWIndex(_VectorIndex):
     ef : int
         Candidate list size while searching (at least ``k``; raised to the over-fetch size
         when exclusions need more).
+    ip_graph : {"ip", "augment"}
+        How an inner-product graph is built (see above).
     random_state : int
     n_threads : int
         Threads for building and batch queries; 0 means all cores.
@@ -556,9 +562,12 @@ class HNSWIndex(_VectorIndex):
 
     def __init__(
         self, metric: str = "ip", *, M: int = 16, ef_construction: int = 200, ef: int = 100,
-        random_state: int = 0, n_threads: int = 0,
+        ip_graph: str = "ip", random_state: int = 0, n_threads: int = 0,
     ) -> None:
         super().__init__(metric, n_threads)
+        if ip_graph not in ("ip", "augment"):
+            raise ValueError(f"ip_graph must be 'ip' or 'augment', got {ip_graph!r}")
+        self.ip_graph = ip_graph
         self.M = check_positive_int(M, "M")
         self.ef_construction = check_positive_int(ef_construction, "ef_construction")
         self.ef = check_positive_int(ef, "ef")
@@ -569,27 +578,35 @@ class HNSWIndex(_VectorIndex):
     def _params(self) -> dict[str, Any]:
         return {
             **super()._params(), "M": self.M, "ef_construction": self.ef_construction, "ef": self.ef,
-            "random_state": self.random_state,
+            "ip_graph": self.ip_graph, "random_state": self.random_state,
         }
 
+    @property
+    def _augmented(self) -> bool:
+        return self.metric == "ip" and self.ip_graph == "augment"
+
+    def _space(self) -> str:
+        if self.metric == "ip":
+            return "l2" if self._augmented else "ip"
+        return self.metric
+
     def _graph_vectors(self, vectors: np.ndarray) -> np.ndarray:
-        if self.metric != "ip":
+        if not self._augmented:
             return vectors
         norms2 = (vectors.astype(np.float64) ** 2).sum(axis=1)
         extra = np.sqrt(np.maximum(self.max_norm_**2 - norms2, 0.0))
         return np.hstack([vectors, extra[:, None]]).astype(np.float32)
 
     def _graph_queries(self, q: np.ndarray) -> np.ndarray:
-        if self.metric != "ip":
+        if not self._augmented:
             return q
         return np.hstack([q, np.zeros((q.shape[0], 1), dtype=np.float32)])
 
     def _new_graph(self, capacity: int):
         import hnswlib
 
-        space = {"ip": "l2", "cosine": "cosine", "l2": "l2"}[self.metric]
-        dim = self.vectors_.shape[1] + (1 if self.metric == "ip" else 0)
-        graph = hnswlib.Index(space=space, dim=dim)
+        dim = self.vectors_.shape[1] + (1 if self._augmented else 0)
+        graph = hnswlib.Index(space=self._space(), dim=dim)
         graph.init_index(max_elements=max(capacity, 1), M=self.M, ef_construction=self.ef_construction,
                          random_seed=self.random_state, allow_replace_deleted=False)
         return graph
@@ -610,7 +627,7 @@ class HNSWIndex(_VectorIndex):
 
     def _on_add(self, first: int) -> None:
         new = self.vectors_[first:]
-        if self.metric == "ip" and float(np.sqrt((new.astype(np.float64) ** 2).sum(axis=1).max())) > self.max_norm_:
+        if self._augmented and float(np.sqrt((new.astype(np.float64) ** 2).sum(axis=1).max())) > self.max_norm_:
             # a longer vector breaks the shared norm: rebuild the graph with the new maximum
             self._on_build()
             return
@@ -685,13 +702,12 @@ class HNSWIndex(_VectorIndex):
         if "graph" not in arrays:
             raise ValueError("the HNSW graph is missing")
         self.max_norm_ = float(arrays["max_norm"])
-        space = {"ip": "l2", "cosine": "cosine", "l2": "l2"}[self.metric]
-        dim = self.vectors_.shape[1] + (1 if self.metric == "ip" else 0)
+        dim = self.vectors_.shape[1] + (1 if self._augmented else 0)
         fd, tmp = tempfile.mkstemp(suffix=".hnsw")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(arrays["graph"].tobytes())
-            graph = hnswlib.Index(space=space, dim=dim)
+            graph = hnswlib.Index(space=self._space(), dim=dim)
             graph.load_index(tmp, max_elements=len(self.labels_))
         finally:
             os.unlink(tmp)
