@@ -1,0 +1,260 @@
+// Bindings of the explicit-feedback (rating prediction) factorization kernels. Every function
+// exists for float32 and float64 arrays (overloads; arrays are never converted), checks shapes
+// and releases the GIL around the kernel.
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "common.hpp"
+#include "recforge/factorization/explicit.hpp"
+
+using namespace recforge;
+using namespace recforge::bindings;
+namespace mf = recforge::explicit_mf;
+
+namespace {
+
+template <class T>
+void require_shape(const CArray<T>& a, int64_t rows, int64_t cols, const char* name) {
+    require_ndim(a, 2, name);
+    if (a.shape(0) != rows || a.shape(1) != cols)
+        throw std::invalid_argument(std::string(name) + " must have shape (" + std::to_string(rows) + ", " +
+                                    std::to_string(cols) + "), got (" + std::to_string(a.shape(0)) + ", " +
+                                    std::to_string(a.shape(1)) + ")");
+}
+
+template <class T>
+void require_len(const CArray<T>& a, int64_t n, const char* name) {
+    require_ndim(a, 1, name);
+    if (a.shape(0) != n)
+        throw std::invalid_argument(std::string(name) + " must have " + std::to_string(n) + " entries, got " +
+                                    std::to_string(a.shape(0)));
+}
+
+// lr and reg hold the groups in the order bu, bi, pu, qi, yj.
+template <class T>
+mf::SgdRates<T> make_rates(const std::array<double, 5>& lr, const std::array<double, 5>& reg) {
+    mf::SgdRates<T> r;
+    r.lr_bu = static_cast<T>(lr[0]);
+    r.lr_bi = static_cast<T>(lr[1]);
+    r.lr_pu = static_cast<T>(lr[2]);
+    r.lr_qi = static_cast<T>(lr[3]);
+    r.lr_yj = static_cast<T>(lr[4]);
+    r.reg_bu = static_cast<T>(reg[0]);
+    r.reg_bi = static_cast<T>(reg[1]);
+    r.reg_pu = static_cast<T>(reg[2]);
+    r.reg_qi = static_cast<T>(reg[3]);
+    r.reg_yj = static_cast<T>(reg[4]);
+    return r;
+}
+
+// The learned arrays of a model, checked against each other.
+template <class T>
+mf::Factors<T> make_factors(CArray<T>& user_factors, CArray<T>& item_factors,
+                            std::optional<CArray<T>>& user_bias, std::optional<CArray<T>>& item_bias,
+                            double global_mean) {
+    require_ndim(user_factors, 2, "user_factors");
+    require_ndim(item_factors, 2, "item_factors");
+    if (user_factors.shape(1) != item_factors.shape(1))
+        throw std::invalid_argument("user and item factors have different numbers of columns");
+    mf::Factors<T> m;
+    m.n_users = user_factors.shape(0);
+    m.n_items = item_factors.shape(0);
+    m.k = static_cast<int>(user_factors.shape(1));
+    m.user_factors = user_factors.mutable_data();
+    m.item_factors = item_factors.mutable_data();
+    if (user_bias.has_value() != item_bias.has_value())
+        throw std::invalid_argument("give both user_bias and item_bias, or neither");
+    if (user_bias) {
+        require_len(*user_bias, m.n_users, "user_bias");
+        require_len(*item_bias, m.n_items, "item_bias");
+        m.user_bias = user_bias->mutable_data();
+        m.item_bias = item_bias->mutable_data();
+        m.global_mean = static_cast<T>(global_mean);
+    }
+    return m;
+}
+
+py::tuple stats_tuple(const mf::EpochStats& s) { return py::make_tuple(s.sse, s.n); }
+
+template <class T>
+void bind_typed(py::module_& m) {
+    m.def(
+        "svd_epoch",
+        [](const CArray<int32_t>& users, const CArray<int32_t>& items, const CArray<T>& ratings, CArray<T>& user_factors,
+           CArray<T>& item_factors, std::optional<CArray<T>> user_bias, std::optional<CArray<T>> item_bias,
+           double global_mean, const std::array<double, 5>& lr, const std::array<double, 5>& reg, bool shuffle,
+           uint64_t seed, int n_threads) {
+            mf::Factors<T> f = make_factors(user_factors, item_factors, user_bias, item_bias, global_mean);
+            require_ndim(users, 1, "users");
+            const int64_t n = users.shape(0);
+            require_len(items, n, "items");
+            require_len(ratings, n, "ratings");
+            const auto rates = make_rates<T>(lr, reg);
+            mf::EpochStats s;
+            {
+                py::gil_scoped_release release;
+                s = mf::svd_sgd_epoch<T>(f, users.data(), items.data(), ratings.data(), n,
+                                         rates, shuffle, seed, n_threads);
+            }
+            return stats_tuple(s);
+        },
+        py::arg("users").noconvert(), py::arg("items").noconvert(), py::arg("ratings").noconvert(),
+        py::arg("user_factors").noconvert(), py::arg("item_factors").noconvert(),
+        py::arg("user_bias").noconvert() = py::none(), py::arg("item_bias").noconvert() = py::none(),
+        py::arg("global_mean") = 0.0, py::arg("lr"), py::arg("reg"), py::arg("shuffle") = true,
+        py::arg("seed") = 0, py::arg("n_threads") = 1,
+        "One SGD epoch of biased MF / PMF over rating triples (in a random order drawn from seed when shuffle); returns (sse, n).");
+
+    m.def(
+        "svdpp_epoch",
+        [](const CArray<int64_t>& indptr, const CArray<int32_t>& indices, const CArray<T>& ratings,
+           CArray<int32_t>& user_order, CArray<T>& user_factors, CArray<T>& item_factors,
+           CArray<T>& implicit_factors, CArray<T> user_bias, CArray<T> item_bias, double global_mean,
+           const std::array<double, 5>& lr, const std::array<double, 5>& reg, bool shuffle, uint64_t seed,
+           int n_threads) {
+            std::optional<CArray<T>> ub(user_bias), ib(item_bias);
+            mf::Factors<T> f = make_factors(user_factors, item_factors, ub, ib, global_mean);
+            require_shape(implicit_factors, f.n_items, f.k, "implicit_factors");
+            f.implicit_factors = implicit_factors.mutable_data();
+            const CsrView csr = csr_view(indptr, indices, std::nullopt, f.n_users, f.n_items, "ratings");
+            require_ndim(ratings, 1, "ratings");
+            if (ratings.shape(0) < csr.nnz()) throw std::invalid_argument("ratings is shorter than indices");
+            require_len(user_order, f.n_users, "user_order");
+            const auto rates = make_rates<T>(lr, reg);
+            mf::EpochStats s;
+            {
+                py::gil_scoped_release release;
+                s = mf::svdpp_sgd_epoch<T>(f, csr, ratings.data(), user_order.mutable_data(), rates, shuffle, seed,
+                                           n_threads);
+            }
+            return stats_tuple(s);
+        },
+        py::arg("indptr").noconvert(), py::arg("indices").noconvert(), py::arg("ratings").noconvert(),
+        py::arg("user_order").noconvert(), py::arg("user_factors").noconvert(), py::arg("item_factors").noconvert(),
+        py::arg("implicit_factors").noconvert(), py::arg("user_bias").noconvert(), py::arg("item_bias").noconvert(),
+        py::arg("global_mean"), py::arg("lr"), py::arg("reg"), py::arg("shuffle") = true, py::arg("seed") = 0,
+        py::arg("n_threads") = 1,
+        "One user-grouped SGD epoch of SVD++ (user order shuffled in place first); returns (sse, n).");
+
+    m.def(
+        "nmf_epoch",
+        [](const CArray<int64_t>& indptr, const CArray<int32_t>& indices, const CArray<T>& ratings,
+           const CArray<int64_t>& item_indptr, const CArray<int32_t>& item_users, const CArray<int64_t>& item_entry,
+           CArray<T>& user_factors, CArray<T>& item_factors, std::optional<CArray<T>> user_bias,
+           std::optional<CArray<T>> item_bias, double global_mean, double reg_pu, double reg_qi, double lr_bu,
+           double lr_bi, double reg_bu, double reg_bi, int n_threads) {
+            mf::Factors<T> f = make_factors(user_factors, item_factors, user_bias, item_bias, global_mean);
+            const CsrView by_user = csr_view(indptr, indices, std::nullopt, f.n_users, f.n_items, "ratings");
+            const CsrView by_item =
+                csr_view(item_indptr, item_users, std::nullopt, f.n_items, f.n_users, "ratings by item");
+            require_ndim(ratings, 1, "ratings");
+            if (ratings.shape(0) < by_user.nnz()) throw std::invalid_argument("ratings is shorter than indices");
+            require_ndim(item_entry, 1, "item_entry");
+            if (item_entry.shape(0) < by_item.nnz()) throw std::invalid_argument("item_entry is too short");
+            mf::EpochStats s;
+            {
+                py::gil_scoped_release release;
+                s = mf::nmf_epoch<T>(f, by_user, ratings.data(), by_item, item_entry.data(), static_cast<T>(reg_pu),
+                                     static_cast<T>(reg_qi), static_cast<T>(lr_bu), static_cast<T>(lr_bi),
+                                     static_cast<T>(reg_bu), static_cast<T>(reg_bi), n_threads);
+            }
+            return stats_tuple(s);
+        },
+        py::arg("indptr").noconvert(), py::arg("indices").noconvert(), py::arg("ratings").noconvert(),
+        py::arg("item_indptr").noconvert(), py::arg("item_users").noconvert(), py::arg("item_entry").noconvert(),
+        py::arg("user_factors").noconvert(), py::arg("item_factors").noconvert(),
+        py::arg("user_bias").noconvert() = py::none(), py::arg("item_bias").noconvert() = py::none(),
+        py::arg("global_mean") = 0.0, py::arg("reg_pu") = 0.06, py::arg("reg_qi") = 0.06, py::arg("lr_bu") = 0.005,
+        py::arg("lr_bi") = 0.005, py::arg("reg_bu") = 0.02, py::arg("reg_bi") = 0.02, py::arg("n_threads") = 0,
+        "One epoch of Surprise's multiplicative-update NMF; returns (sse, n).");
+
+    m.def(
+        "als_wr_sweep",
+        [](const CArray<int64_t>& indptr, const CArray<int32_t>& indices, const CArray<T>& ratings,
+           const CArray<T>& other, std::optional<CArray<T>> other_bias, CArray<T>& factors,
+           std::optional<CArray<T>> bias, double reg, double global_mean, int n_threads) {
+            require_ndim(other, 2, "other");
+            require_ndim(factors, 2, "factors");
+            if (other.shape(1) != factors.shape(1))
+                throw std::invalid_argument("factors and other have different numbers of columns");
+            const int64_t n_rows = factors.shape(0), n_other = other.shape(0);
+            const int k = static_cast<int>(factors.shape(1));
+            const CsrView csr = csr_view(indptr, indices, std::nullopt, n_rows, n_other, "ratings");
+            require_ndim(ratings, 1, "ratings");
+            if (ratings.shape(0) < csr.nnz()) throw std::invalid_argument("ratings is shorter than indices");
+            if (bias.has_value() != other_bias.has_value())
+                throw std::invalid_argument("give both bias and other_bias, or neither");
+            if (bias) {
+                require_len(*bias, n_rows, "bias");
+                require_len(*other_bias, n_other, "other_bias");
+            }
+            T* b = bias ? bias->mutable_data() : nullptr;
+            const T* ob = other_bias ? other_bias->data() : nullptr;
+            mf::EpochStats s;
+            {
+                py::gil_scoped_release release;
+                s = mf::als_wr_sweep<T>(csr, ratings.data(), other.data(), ob, n_other, factors.mutable_data(), b, k,
+                                        static_cast<T>(reg), static_cast<T>(global_mean), n_threads);
+            }
+            return stats_tuple(s);
+        },
+        py::arg("indptr").noconvert(), py::arg("indices").noconvert(), py::arg("ratings").noconvert(),
+        py::arg("other").noconvert(), py::arg("other_bias").noconvert() = py::none(),
+        py::arg("factors").noconvert(), py::arg("bias").noconvert() = py::none(), py::arg("reg") = 0.05,
+        py::arg("global_mean") = 0.0, py::arg("n_threads") = 0,
+        "One ALS-WR half sweep: solves every row of `factors` (and `bias`) against `other` in place; returns (sse, n).");
+
+    m.def(
+        "svd_loss_grad",
+        [](const CArray<T>& p, const CArray<T>& q, double bu, double bi, double mu, double rating, bool biased,
+           const std::array<double, 5>& reg) {
+            require_ndim(p, 1, "p");
+            require_len(q, p.shape(0), "q");
+            const int k = static_cast<int>(p.shape(0));
+            CArray<T> gp(k), gq(k);
+            T gbu = 0, gbi = 0;
+            const auto rates = make_rates<T>({0, 0, 0, 0, 0}, reg);
+            const T loss = mf::svd_loss_grad<T>(p.data(), q.data(), static_cast<T>(bu), static_cast<T>(bi),
+                                                static_cast<T>(mu), static_cast<T>(rating), k, biased, rates,
+                                                gp.mutable_data(), gq.mutable_data(), &gbu, &gbi);
+            return py::make_tuple(static_cast<double>(loss), gp, gq, static_cast<double>(gbu),
+                                  static_cast<double>(gbi));
+        },
+        py::arg("p").noconvert(), py::arg("q").noconvert(), py::arg("bu"), py::arg("bi"), py::arg("mu"),
+        py::arg("rating"), py::arg("biased"), py::arg("reg"),
+        "Loss and gradients of one rating under biased MF / PMF: (loss, grad_p, grad_q, grad_bu, grad_bi).");
+
+    m.def(
+        "svdpp_loss_grad",
+        [](const CArray<T>& p, const CArray<T>& q, const CArray<T>& implicit_rows, double bu, double bi, double mu,
+           double rating, const std::array<double, 5>& reg) {
+            require_ndim(p, 1, "p");
+            require_len(q, p.shape(0), "q");
+            const int k = static_cast<int>(p.shape(0));
+            require_ndim(implicit_rows, 2, "implicit_rows");
+            if (implicit_rows.shape(1) != k) throw std::invalid_argument("implicit_rows must have k columns");
+            const int64_t n = implicit_rows.shape(0);
+            CArray<T> gp(k), gq(k), gy({n, static_cast<int64_t>(k)});
+            T gbu = 0, gbi = 0;
+            const auto rates = make_rates<T>({0, 0, 0, 0, 0}, reg);
+            const T loss = mf::svdpp_loss_grad<T>(p.data(), q.data(), implicit_rows.data(), n, static_cast<T>(bu),
+                                                  static_cast<T>(bi), static_cast<T>(mu), static_cast<T>(rating), k,
+                                                  rates, gp.mutable_data(), gq.mutable_data(), &gbu, &gbi,
+                                                  gy.mutable_data());
+            return py::make_tuple(static_cast<double>(loss), gp, gq, static_cast<double>(gbu),
+                                  static_cast<double>(gbi), gy);
+        },
+        py::arg("p").noconvert(), py::arg("q").noconvert(), py::arg("implicit_rows").noconvert(), py::arg("bu"),
+        py::arg("bi"), py::arg("mu"), py::arg("rating"), py::arg("reg"),
+        "Loss and gradients of one rating under SVD++: (loss, grad_p, grad_q, grad_bu, grad_bi, grad_implicit).");
+}
+
+}  // namespace
+
+void bind_factorization_explicit(py::module_& m) {
+    bind_typed<float>(m);
+    bind_typed<double>(m);
+    m.def("sgd_kernel_name", []() { return std::string(mf::sgd_kernel_name()); },
+          "The instruction set of the float32 SVD kernel on this CPU.");
+}

@@ -1,0 +1,116 @@
+// Rating-prediction matrix factorization (explicit feedback): biased MF / Funk SVD and PMF by
+// SGD, SVD++ by user-grouped SGD, NMF by multiplicative updates, and ALS-WR.
+//
+// Every kernel is stateless: it reads and writes arrays owned by the caller (the learned state
+// of the Python model) and runs one epoch (or one half-sweep for ALS-WR) per call. Kernels are
+// templated on the value type (float or double; both are instantiated in
+// cpp/src/sgd_explicit.cpp and cpp/src/explicit_als.cpp).
+//
+// Objectives. For one rating r_ui with prediction
+//     r^_ui = mu + b_u + b_i + q_i . z_u        (z_u = p_u for SVD, p_u + |I_u|^-1/2 sum_j y_j
+//                                               for SVD++; mu = b_u = b_i = 0 when unbiased)
+// the SGD models minimise, rating by rating,
+//     L_ui = 1/2 [ (r_ui - r^_ui)^2 + reg_bu b_u^2 + reg_bi b_i^2 + reg_pu |p_u|^2
+//                  + reg_qi |q_i|^2 (+ reg_yj sum_j |y_j|^2) ]
+// with the step  theta <- theta - lr_theta * dL_ui/dtheta, which is Surprise's update
+// b_u += lr_bu (e - reg_bu b_u), p_u += lr_pu (e q_i - reg_pu p_u), ...
+#pragma once
+
+#include <cstdint>
+
+#include "recforge/common/csr.hpp"
+
+namespace recforge::explicit_mf {
+
+// Non-owning views of a model's learned arrays (row-major, `k` columns).
+template <class T>
+struct Factors {
+    T* user_factors = nullptr;      // n_users x k  (p_u)
+    T* item_factors = nullptr;      // n_items x k  (q_i)
+    T* user_bias = nullptr;         // n_users, or null for an unbiased model
+    T* item_bias = nullptr;         // n_items, or null for an unbiased model
+    T* implicit_factors = nullptr;  // n_items x k  (y_j, SVD++ only)
+    int64_t n_users = 0;
+    int64_t n_items = 0;
+    int k = 0;
+    T global_mean = 0;  // mu; 0 for unbiased models
+
+    bool biased() const { return user_bias != nullptr && item_bias != nullptr; }
+};
+
+// Learning rates and L2 regularization per parameter group, as Surprise names them.
+template <class T>
+struct SgdRates {
+    T lr_bu = 0, lr_bi = 0, lr_pu = 0, lr_qi = 0, lr_yj = 0;
+    T reg_bu = 0, reg_bi = 0, reg_pu = 0, reg_qi = 0, reg_yj = 0;
+};
+
+// Gradients of L_ui for one rating (what the SGD kernels apply, exposed for finite-difference
+// tests). Returns L_ui. For SVD++, `implicit_rows` holds the y_j of the n_rated items of the
+// user (n_rated x k) and `grad_implicit` receives their gradients (n_rated x k).
+template <class T>
+T svd_loss_grad(const T* p, const T* q, T bu, T bi, T mu, T rating, int k, bool biased,
+                const SgdRates<T>& rates, T* grad_p, T* grad_q, T* grad_bu, T* grad_bi);
+
+template <class T>
+T svdpp_loss_grad(const T* p, const T* q, const T* implicit_rows, int64_t n_rated, T bu, T bi, T mu,
+                  T rating, int k, const SgdRates<T>& rates, T* grad_p, T* grad_q, T* grad_bu, T* grad_bi,
+                  T* grad_implicit);
+
+// Statistics of one epoch: the squared error of every rating, measured just before its update
+// (SGD) or with the parameters at the start of the epoch (NMF, ALS-WR), and the count.
+struct EpochStats {
+    double sse = 0.0;
+    int64_t n = 0;
+};
+
+// One SGD pass of biased MF / Funk SVD (or PMF when `m` has no biases) over the rating triples
+// (users[t], items[t], ratings[t]). With `shuffle` they are visited in the order of a
+// Fisher-Yates shuffle of their given order seeded by `seed` (a fresh uniform order for each
+// seed), else in their given order. With n_threads > 1 the pass is Hogwild: threads take
+// consecutive blocks of the shuffled triples and update shared factors without locks (not
+// deterministic). With n_threads == 1 the result depends only on the inputs and the seed.
+template <class T>
+EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_t* items, const T* ratings, int64_t n,
+                         const SgdRates<T>& rates, bool shuffle, uint64_t seed, int n_threads);
+
+// One SGD pass of SVD++ over the users in `user_order` (shuffled in place first when `shuffle`),
+// each user's ratings being the row of `by_user` (ratings aligned with its indices).
+//
+// User-grouped update: the implicit term |I_u|^-1/2 sum_j y_j is computed once per user and held
+// fixed over that user's ratings; the per-rating steps that Surprise applies to every y_j,
+// y_j <- (1 - lr_yj reg_yj) y_j + lr_yj e_ui q_i |I_u|^-1/2, are the same for all j in I_u and
+// form a linear recurrence, so they are summed in one accumulator and applied to each y_j once
+// per user. An epoch costs O(ratings x k) instead of O(sum_u |I_u|^2 x k).
+template <class T>
+EpochStats svdpp_sgd_epoch(const Factors<T>& m, const CsrView& by_user, const T* ratings, int32_t* user_order,
+                           const SgdRates<T>& rates, bool shuffle, uint64_t seed, int n_threads);
+
+// One epoch of Surprise's NMF: multiplicative updates of p_u and q_i from numerators
+// sum r q_if (sum r p_uf) and denominators sum r^ q_if + |I_u| reg_pu p_uf, all accumulated with
+// the factors at the start of the epoch; the biases (when present) take one SGD step per rating
+// in CSR order. `by_item` is the transpose pattern (row = item, indices = users) and
+// item_entry[t] the CSR position in `by_user` of its t-th entry. Deterministic for any
+// n_threads.
+template <class T>
+EpochStats nmf_epoch(const Factors<T>& m, const CsrView& by_user, const T* ratings, const CsrView& by_item,
+                     const int64_t* item_entry, T reg_pu, T reg_qi, T lr_bu, T lr_bi, T reg_bu, T reg_bi,
+                     int n_threads);
+
+// One ALS-WR half sweep (Zhou et al. 2008): for every row u of `rows` (ratings aligned with its
+// indices, columns indexing `other`), solves by Cholesky
+//     (X_u^T X_u + reg * n_u * I) w_u = X_u^T t_u
+// where X_u stacks the other side's vectors of the rated columns and t_u the targets. Unbiased:
+// w_u = x_u (k values), X rows = y_c, t = r. Biased (`bias` and `other_bias` given):
+// w_u = [x_u, b_u], X rows = [y_c, 1], t = r - mu - b_c. Rows without ratings get zeros.
+// Returns the squared error of all ratings with the new solutions (after the second half sweep
+// of an epoch, the training error of the model). Deterministic for any n_threads.
+// The instruction set the float32 SVD kernel uses on this CPU: "avx512", "avx2-fma" or
+// "generic" (RECFORGE_VECTOR_KERNEL=generic or avx2 caps it).
+const char* sgd_kernel_name();
+
+template <class T>
+EpochStats als_wr_sweep(const CsrView& rows, const T* ratings, const T* other, const T* other_bias, int64_t n_other,
+                  T* factors, T* bias, int k, T reg, T mu, int n_threads);
+
+}  // namespace recforge::explicit_mf

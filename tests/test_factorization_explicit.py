@@ -1,0 +1,465 @@
+"""Rating-prediction factorization (SVD / PMF, SVD++, NMF, ALS-WR): the recommender contract,
+gradients against finite differences, one epoch of every kernel against a slow NumPy version,
+recovery of a planted low-rank matrix, determinism, and prediction conventions."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import recforge as rf
+from recforge import _core
+from recforge._training import DivergenceError
+from recforge.data import Interactions
+
+from .recommender_contract import RecommenderContract
+
+K = _core.factorization_explicit
+REG = [0.02, 0.03, 0.04, 0.05, 0.06]  # bu, bi, pu, qi, yj
+LR = [0.01, 0.02, 0.03, 0.04, 0.05]
+
+
+# ----------------------------------------------------------------------------------------
+# the contract
+# ----------------------------------------------------------------------------------------
+class TestSVDContract(RecommenderContract):
+    def make_model(self):
+        return rf.SVD(factors=8, n_epochs=5, random_state=0, n_threads=1)
+
+
+class TestPMFContract(RecommenderContract):
+    def make_model(self):
+        return rf.SVD(factors=8, n_epochs=5, biased=False, random_state=0, n_threads=1)
+
+
+class TestSVDppContract(RecommenderContract):
+    def make_model(self):
+        return rf.SVDpp(factors=6, n_epochs=5, random_state=0, n_threads=1)
+
+
+class TestNMFContract(RecommenderContract):
+    def make_model(self):
+        return rf.NMF(factors=6, n_epochs=10, random_state=0)
+
+
+class TestALSWRContract(RecommenderContract):
+    def make_model(self):
+        return rf.ALSWR(factors=6, n_epochs=4, random_state=0)
+
+
+# ----------------------------------------------------------------------------------------
+# gradients of one rating's loss against central finite differences (float64)
+# ----------------------------------------------------------------------------------------
+def _numeric_grad(f, x, eps=1e-6):
+    g = np.zeros_like(x)
+    for j in range(x.size):
+        e = np.zeros_like(x)
+        e.flat[j] = eps
+        g.flat[j] = (f(x + e) - f(x - e)) / (2 * eps)
+    return g
+
+
+@pytest.mark.parametrize("biased", [True, False])
+def test_svd_gradient_matches_finite_differences(biased):
+    rng = np.random.default_rng(0)
+    k = 7
+    p, q = rng.normal(size=k), rng.normal(size=k)
+    bu, bi, mu, r = 0.3, -0.2, 3.6, 4.0
+
+    def loss(p=p, q=q, bu=bu, bi=bi):
+        return K.svd_loss_grad(p, q, bu, bi, mu, r, biased, REG)[0]
+
+    value, gp, gq, gbu, gbi = K.svd_loss_grad(p, q, bu, bi, mu, r, biased, REG)
+    pred = (mu + bu + bi if biased else 0.0) + p @ q
+    expected = 0.5 * ((r - pred) ** 2 + REG[2] * p @ p + REG[3] * q @ q + (REG[0] * bu**2 + REG[1] * bi**2 if biased else 0))
+    assert value == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(gp, _numeric_grad(lambda x: loss(p=x), p), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(gq, _numeric_grad(lambda x: loss(q=x), q), rtol=1e-6, atol=1e-8)
+    if biased:
+        assert gbu == pytest.approx(_numeric_grad(lambda x: loss(bu=x[0]), np.array([bu]))[0], rel=1e-6)
+        assert gbi == pytest.approx(_numeric_grad(lambda x: loss(bi=x[0]), np.array([bi]))[0], rel=1e-6)
+    else:
+        assert gbu == 0 and gbi == 0
+
+
+def test_svdpp_gradient_matches_finite_differences():
+    rng = np.random.default_rng(1)
+    k, n = 5, 4
+    p, q, Y = rng.normal(size=k), rng.normal(size=k), rng.normal(size=(n, k))
+    bu, bi, mu, r = 0.1, 0.4, 3.5, 2.0
+
+    def loss(p=p, q=q, Y=Y, bu=bu, bi=bi):
+        return K.svdpp_loss_grad(p, q, Y, bu, bi, mu, r, REG)[0]
+
+    value, gp, gq, gbu, gbi, gY = K.svdpp_loss_grad(p, q, Y, bu, bi, mu, r, REG)
+    z = p + Y.sum(axis=0) / np.sqrt(n)
+    err = r - (mu + bu + bi + q @ z)
+    expected = 0.5 * (err**2 + REG[0] * bu**2 + REG[1] * bi**2 + REG[2] * p @ p + REG[3] * q @ q + REG[4] * (Y * Y).sum())
+    assert value == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(gp, _numeric_grad(lambda x: loss(p=x), p), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(gq, _numeric_grad(lambda x: loss(q=x), q), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(gY, _numeric_grad(lambda x: loss(Y=x), Y), rtol=1e-6, atol=1e-8)
+    assert gbu == pytest.approx(_numeric_grad(lambda x: loss(bu=x[0]), np.array([bu]))[0], rel=1e-6)
+    assert gbi == pytest.approx(_numeric_grad(lambda x: loss(bi=x[0]), np.array([bi]))[0], rel=1e-6)
+
+
+# ----------------------------------------------------------------------------------------
+# one epoch of each kernel against an obvious NumPy loop
+# ----------------------------------------------------------------------------------------
+def _random_ratings(n_users=12, n_items=9, density=0.5, seed=0):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((n_users, n_items)) < density
+    mask[0] = False  # a user without ratings
+    dense = np.where(mask, rng.integers(1, 6, size=mask.shape), 0).astype(np.float64)
+    return sp.csr_matrix(dense), rng
+
+
+def _svd_epoch_numpy(users, items, ratings, P, Q, bu, bi, mu, biased):
+    """Surprise's SVD loop, rating by rating."""
+    lr_bu, lr_bi, lr_pu, lr_qi = LR[:4]
+    reg_bu, reg_bi, reg_pu, reg_qi = REG[:4]
+    for u, i, r in zip(users, items, ratings):
+        err = r - ((mu + bu[u] + bi[i]) if biased else 0.0) - P[u] @ Q[i]
+        if biased:
+            bu[u] += lr_bu * (err - reg_bu * bu[u])
+            bi[i] += lr_bi * (err - reg_bi * bi[i])
+        pu = P[u].copy()
+        P[u] += lr_pu * (err * Q[i] - reg_pu * P[u])
+        Q[i] += lr_qi * (err * pu - reg_qi * Q[i])
+
+
+@pytest.mark.parametrize("biased", [True, False])
+@pytest.mark.parametrize("dtype,kernel,tol", [
+    (np.float64, None, 1e-12), (np.float32, None, 2e-5), (np.float32, "generic", 2e-5), (np.float32, "avx2", 2e-5),
+])
+def test_svd_epoch_matches_numpy(biased, dtype, kernel, tol, monkeypatch):
+    if kernel:
+        monkeypatch.setenv("RECFORGE_VECTOR_KERNEL", kernel)
+    R, rng = _random_ratings()
+    k = 19  # not a multiple of the vector width: exercises the tails
+    users = np.repeat(np.arange(R.shape[0], dtype=np.int32), np.diff(R.indptr))
+    items, ratings = R.indices.astype(np.int32), R.data
+    # a mixed order: neighbours that share a user or an item, and neighbours that do not (the
+    # SIMD kernels take the latter two at a time)
+    perm = np.concatenate([np.arange(20), 20 + rng.permutation(len(users) - 20)])
+    users, items, ratings = users[perm], items[perm], ratings[perm]
+    P0, Q0 = rng.normal(0, 0.3, (R.shape[0], k)), rng.normal(0, 0.3, (R.shape[1], k))
+    bu0, bi0 = rng.normal(0, 0.1, R.shape[0]), rng.normal(0, 0.1, R.shape[1])
+    mu = float(ratings.mean())
+    P, Q, bu, bi = P0.copy(), Q0.copy(), bu0.copy(), bi0.copy()
+    for _ in range(2):
+        _svd_epoch_numpy(users, items, ratings, P, Q, bu, bi, mu, biased)
+    Pc, Qc, buc, bic = (a.astype(dtype) for a in (P0, Q0, bu0, bi0))
+    for epoch in range(2):
+        sse, n = K.svd_epoch(users, items, ratings.astype(dtype), Pc, Qc, buc if biased else None,
+                             bic if biased else None, mu if biased else 0.0, lr=LR, reg=REG, shuffle=False,
+                             seed=epoch, n_threads=1)
+    assert n == R.nnz and sse > 0
+    np.testing.assert_allclose(Pc, P, rtol=tol, atol=tol)
+    np.testing.assert_allclose(Qc, Q, rtol=tol, atol=tol)
+    if biased:
+        np.testing.assert_allclose(buc, bu, rtol=tol, atol=tol)
+        np.testing.assert_allclose(bic, bi, rtol=tol, atol=tol)
+
+
+def test_svd_epoch_shuffle_is_a_seeded_permutation():
+    R, rng = _random_ratings(seed=3)
+    users = np.repeat(np.arange(R.shape[0], dtype=np.int32), np.diff(R.indptr))
+    items, ratings = R.indices.astype(np.int32), R.data
+    P0, Q0 = rng.normal(0, 0.3, (R.shape[0], 4)), rng.normal(0, 0.3, (R.shape[1], 4))
+
+    def run(seed):
+        P, Q = P0.copy(), Q0.copy()
+        K.svd_epoch(users, items, ratings, P, Q, lr=LR, reg=REG, shuffle=True, seed=seed, n_threads=1)
+        return P
+
+    np.testing.assert_array_equal(run(5), run(5))
+    assert not np.allclose(run(5), run(6))
+    # the inputs are left in their order
+    np.testing.assert_array_equal(items, R.indices)
+
+
+def _svdpp_epoch_numpy(R, order, P, Q, Y, bu, bi, mu):
+    """Surprise's per-rating SVD++ steps, with the implicit term computed once per user."""
+    lr_bu, lr_bi, lr_pu, lr_qi, lr_yj = LR
+    reg_bu, reg_bi, reg_pu, reg_qi, reg_yj = REG
+    for u in order:
+        items = R.indices[R.indptr[u] : R.indptr[u + 1]]
+        rates = R.data[R.indptr[u] : R.indptr[u + 1]]
+        if len(items) == 0:
+            continue
+        s = 1 / np.sqrt(len(items))
+        imp = Y[items].sum(axis=0) * s
+        for i, r in zip(items, rates):
+            err = r - (mu + bu[u] + bi[i] + Q[i] @ (P[u] + imp))
+            bu[u] += lr_bu * (err - reg_bu * bu[u])
+            bi[i] += lr_bi * (err - reg_bi * bi[i])
+            pu, qi = P[u].copy(), Q[i].copy()
+            P[u] += lr_pu * (err * qi - reg_pu * pu)
+            Q[i] += lr_qi * (err * (pu + imp) - reg_qi * qi)
+            for j in items:  # every y_j of the user, after every rating (Surprise's O(|I_u|^2) step)
+                Y[j] += lr_yj * (err * qi * s - reg_yj * Y[j])
+
+
+def test_svdpp_user_grouped_epoch_equals_per_rating_steps():
+    R, rng = _random_ratings(n_users=10, n_items=8, density=0.6, seed=4)
+    k = 5
+    P, Q, Y = (rng.normal(0, 0.3, (n, k)) for n in (R.shape[0], R.shape[1], R.shape[1]))
+    bu, bi = np.zeros(R.shape[0]), np.zeros(R.shape[1])
+    mu = float(R.data.mean())
+    ref = [a.copy() for a in (P, Q, Y, bu, bi)]
+    order = np.arange(R.shape[0], dtype=np.int32)
+    _svdpp_epoch_numpy(R, order, *ref, mu)
+    K.svdpp_epoch(R.indptr.astype(np.int64), R.indices.astype(np.int32), R.data, order, P, Q, Y, bu, bi, mu,
+                  lr=LR, reg=REG, shuffle=False, seed=0, n_threads=1)
+    for got, want in zip((P, Q, Y, bu, bi), ref):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_nmf_epoch_matches_numpy():
+    R, rng = _random_ratings(seed=5)
+    k = 4
+    P, Q = rng.uniform(0, 1, (R.shape[0], k)), rng.uniform(0, 1, (R.shape[1], k))
+    users = np.repeat(np.arange(R.shape[0]), np.diff(R.indptr))
+    reg_pu, reg_qi = 0.06, 0.08
+    est = np.einsum("ij,ij->i", P[users], Q[R.indices])
+    un, ud = np.zeros_like(P), np.zeros_like(P)
+    inum, iden = np.zeros_like(Q), np.zeros_like(Q)
+    for t, (u, i, r) in enumerate(zip(users, R.indices, R.data)):
+        un[u] += Q[i] * r
+        ud[u] += Q[i] * est[t]
+        inum[i] += P[u] * r
+        iden[i] += P[u] * est[t]
+    nu, ni = np.diff(R.indptr), np.bincount(R.indices, minlength=R.shape[1])
+    want_P = np.where(nu[:, None] > 0, P * un / (ud + nu[:, None] * reg_pu * P + (nu[:, None] == 0)), P)
+    want_Q = np.where(ni[:, None] > 0, Q * inum / (iden + ni[:, None] * reg_qi * Q + (ni[:, None] == 0)), Q)
+    order = np.argsort(R.indices, kind="stable")
+    indptr_t = np.concatenate([[0], np.cumsum(ni)]).astype(np.int64)
+    for threads in (1, 2):
+        Pc, Qc = P.copy(), Q.copy()
+        K.nmf_epoch(R.indptr.astype(np.int64), R.indices.astype(np.int32), R.data, indptr_t,
+                    users[order].astype(np.int32), order.astype(np.int64), Pc, Qc, reg_pu=reg_pu, reg_qi=reg_qi,
+                    n_threads=threads)
+        np.testing.assert_allclose(Pc, want_P, rtol=1e-12)
+        np.testing.assert_allclose(Qc, want_Q, rtol=1e-12)
+
+
+@pytest.mark.parametrize("biased", [True, False])
+def test_als_wr_row_solve_equals_normal_equations(biased):
+    R, rng = _random_ratings(n_users=15, n_items=10, seed=6)
+    k, reg, mu = 4, 0.1, 3.0
+    Q = rng.normal(size=(R.shape[1], k))
+    bi = rng.normal(0, 0.2, R.shape[1]) if biased else None
+    P = np.full((R.shape[0], k), 7.0)
+    bu = np.full(R.shape[0], 7.0) if biased else None
+    sse, n = K.als_wr_sweep(R.indptr.astype(np.int64), R.indices.astype(np.int32), R.data, Q, bi, P, bu,
+                            reg=reg, global_mean=mu if biased else 0.0, n_threads=2)
+    total = 0.0
+    for u in range(R.shape[0]):
+        cols, r = R.indices[R.indptr[u] : R.indptr[u + 1]], R.data[R.indptr[u] : R.indptr[u + 1]]
+        if len(cols) == 0:
+            assert (P[u] == 0).all() and (not biased or bu[u] == 0)
+            continue
+        X = np.hstack([Q[cols], np.ones((len(cols), 1))]) if biased else Q[cols]
+        t = r - mu - bi[cols] if biased else r
+        w = np.linalg.solve(X.T @ X + reg * len(cols) * np.eye(X.shape[1]), X.T @ t)
+        np.testing.assert_allclose(P[u], w[:k], rtol=1e-9, atol=1e-12)
+        if biased:
+            assert bu[u] == pytest.approx(w[k], rel=1e-9, abs=1e-12)
+        total += float(((t - X @ w) ** 2).sum())
+    assert n == R.nnz and sse == pytest.approx(total, rel=1e-9)
+
+
+# ----------------------------------------------------------------------------------------
+# models end to end
+# ----------------------------------------------------------------------------------------
+def _planted(n_users=80, n_items=60, rank=3, density=0.5, seed=0):
+    """Ratings 3 + U V^T (rank 3) observed at random; returns train and held-out test."""
+    rng = np.random.default_rng(seed)
+    U, V = rng.normal(0, 0.8, (n_users, rank)), rng.normal(0, 0.8, (n_items, rank))
+    full = 3.0 + U @ V.T
+    mask = rng.random(full.shape) < density
+    test_mask = (rng.random(full.shape) < 0.25) & mask
+    train_mask = mask & ~test_mask
+    def build(m):
+        u, i = np.nonzero(m)
+        df = pd.DataFrame({"user": u, "item": i, "rating": full[u, i]})
+        return Interactions.from_pandas(df, rating_col="rating", user_ids=np.arange(n_users), item_ids=np.arange(n_items))
+    return build(train_mask), build(test_mask)
+
+
+@pytest.mark.parametrize("model", [
+    rf.SVD(factors=3, n_epochs=150, lr_all=0.02, reg_all=0.005, init_std_dev=0.3, random_state=0, n_threads=1),
+    # PMF has no offset: one more factor carries the mean rating
+    rf.SVD(factors=4, n_epochs=150, biased=False, lr_all=0.02, reg_all=0.005, init_mean=0.5, init_std_dev=0.3,
+           random_state=0, n_threads=1),
+    rf.SVDpp(factors=3, n_epochs=100, lr_all=0.01, reg_all=0.005, init_std_dev=0.3, random_state=0, n_threads=1),
+    rf.ALSWR(factors=3, n_epochs=20, reg=0.005, random_state=0),
+    rf.ALSWR(factors=4, n_epochs=20, reg=0.005, biased=False, random_state=0),
+], ids=["svd", "pmf", "svdpp", "alswr", "alswr-unbiased"])
+def test_planted_low_rank_ratings_are_recovered(model):
+    train, test = _planted()
+    model.fit(train, show_progress=False)
+    table = rf.evaluate(model, train, test, metrics=["rmse"])
+    spread = float(np.std(test.ratings))
+    assert table["value"].iloc[0] < 0.2 * spread, table
+
+
+def test_nmf_recovers_a_planted_non_negative_matrix():
+    rng = np.random.default_rng(2)
+    U, V = rng.uniform(0, 1.2, (60, 3)), rng.uniform(0, 1.2, (50, 3))
+    full = U @ V.T
+    u, i = np.nonzero(rng.random(full.shape) < 0.6)
+    data = Interactions.from_pandas(pd.DataFrame({"user": u, "item": i, "rating": full[u, i]}), rating_col="rating")
+    model = rf.NMF(factors=3, n_epochs=300, reg_pu=0.0, reg_qi=0.0, random_state=0).fit(data, show_progress=False)
+    pred = model.predict(data.user_ids[u], data.item_ids[i], clip=False)
+    assert np.sqrt(np.mean((pred - full[u, i]) ** 2)) < 0.1 * full.std()
+    assert (model.user_factors_ >= 0).all() and (model.item_factors_ >= 0).all()
+
+
+def test_rmse_tracks_surprise_style_defaults_on_a_tiny_set(small_interactions):
+    for model in (rf.SVD(random_state=0), rf.SVDpp(random_state=0), rf.NMF(random_state=0), rf.ALSWR(random_state=0)):
+        model.fit(small_interactions, show_progress=False)
+        history = model.history_
+        assert len(history) == model.n_epochs and "train_rmse" in history[-1]
+
+
+@pytest.mark.parametrize("make", [
+    lambda t: rf.SVD(factors=5, n_epochs=4, random_state=3, n_threads=t),
+    lambda t: rf.SVDpp(factors=5, n_epochs=4, random_state=3, n_threads=t),
+])
+def test_sgd_is_deterministic_with_one_thread(make, small_interactions):
+    a = make(1).fit(small_interactions, show_progress=False)
+    b = make(1).fit(small_interactions, show_progress=False)
+    for name in a._learned:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    c = make(2).fit(small_interactions, show_progress=False)  # Hogwild: runs, close in quality
+    assert np.isfinite(c.user_factors_).all()
+
+
+@pytest.mark.parametrize("cls", [rf.NMF, rf.ALSWR])
+def test_nmf_and_alswr_do_not_depend_on_threads(cls, small_interactions):
+    a = cls(factors=4, n_epochs=5, random_state=1, n_threads=1).fit(small_interactions, show_progress=False)
+    b = cls(factors=4, n_epochs=5, random_state=1, n_threads=2).fit(small_interactions, show_progress=False)
+    for name in a._learned:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+def test_float64_option(small_interactions):
+    m = rf.SVD(factors=4, n_epochs=3, dtype="float64", random_state=0, n_threads=1).fit(small_interactions, show_progress=False)
+    assert m.user_factors_.dtype == np.float64 and m.item_bias_.dtype == np.float64
+    m32 = rf.SVD(factors=4, n_epochs=3, random_state=0, n_threads=1).fit(small_interactions, show_progress=False)
+    assert m32.user_factors_.dtype == np.float32
+    with pytest.raises(ValueError, match="dtype"):
+        rf.SVD(dtype="int8").fit(small_interactions)
+
+
+# ----------------------------------------------------------------------------------------
+# prediction conventions and bad input
+# ----------------------------------------------------------------------------------------
+def test_predict_clips_and_falls_back_for_unknown_ids(small_interactions):
+    m = rf.SVD(factors=4, n_epochs=5, random_state=0, n_threads=1).fit(small_interactions, show_progress=False)
+    assert tuple(m.rating_scale_) == (1.0, 5.0)
+    u, i = np.meshgrid(np.arange(m.n_users_), np.arange(m.n_items_), indexing="ij")
+    raw = m.predict(u.ravel(), i.ravel(), ids="index", clip=False)
+    clipped = m.predict(u.ravel(), i.ravel(), ids="index")
+    np.testing.assert_allclose(clipped, np.clip(raw, 1, 5))
+    # scores used for ranking are the unclipped predictions
+    np.testing.assert_allclose(m.score(u.ravel(), i.ravel(), ids="index"), raw, rtol=1e-5, atol=1e-5)
+    mu = float(m.global_mean_)
+    uidx = small_interactions.user_index("u3")
+    iidx = small_interactions.item_index("i2")
+    assert m.predict("nobody", "nothing", clip=False) == pytest.approx(mu)
+    assert m.predict("u3", "nothing", clip=False) == pytest.approx(mu + m.user_bias_[uidx], rel=1e-6)
+    assert m.predict("nobody", "i2", clip=False) == pytest.approx(mu + m.item_bias_[iidx], rel=1e-6)
+    with pytest.raises(IndexError, match="unknown user"):
+        m.predict("nobody", "i2", unknown="raise")
+    # a user without training ratings predicts like an unknown one
+    cold = small_interactions.user_ids[small_interactions.user_counts() == 0][0]
+    assert m.predict(cold, "i2", clip=False) == pytest.approx(mu + m.item_bias_[iidx], rel=1e-6)
+    pmf = rf.SVD(factors=4, n_epochs=3, biased=False, random_state=0, n_threads=1).fit(small_interactions, show_progress=False)
+    assert pmf.predict("nobody", "i2", clip=False) == pytest.approx(float(pmf.global_mean_))
+
+
+def test_given_rating_scale_and_out_of_scale_ratings(small_interactions):
+    m = rf.SVD(factors=4, n_epochs=2, rating_scale=(0, 10), random_state=0, n_threads=1)
+    m.fit(small_interactions, show_progress=False)
+    assert tuple(m.rating_scale_) == (0.0, 10.0)
+    with pytest.raises(ValueError, match="outside rating_scale"):
+        rf.SVD(rating_scale=(1, 4)).fit(small_interactions, show_progress=False)
+    with pytest.raises(ValueError, match="rating_scale"):
+        rf.SVD(rating_scale=(5, 1)).fit(small_interactions, show_progress=False)
+
+
+def test_bad_parameters_and_ratings(small_interactions):
+    for model in (rf.SVD(factors=0), rf.SVDpp(factors=-1), rf.NMF(factors=0), rf.ALSWR(factors=0)):
+        with pytest.raises(ValueError, match="factors"):
+            model.fit(small_interactions, show_progress=False)
+    with pytest.raises(ValueError, match="lr_pu"):
+        rf.SVD(lr_pu=-1.0).fit(small_interactions, show_progress=False)
+    with pytest.raises(ValueError, match="early_stopping"):
+        rf.SVD().fit(small_interactions, early_stopping=2)
+    bad = sp.csr_matrix(np.array([[1.0, np.nan], [2.0, 3.0]], dtype=np.float32))
+    with pytest.raises(ValueError, match="NaN|finite"):
+        rf.SVD(factors=2).fit(bad, show_progress=False)
+    negative = sp.csr_matrix(np.array([[-1.0, 2.0], [2.0, 3.0]], dtype=np.float32))
+    with pytest.raises(ValueError, match="non-negative"):
+        rf.NMF(factors=2).fit(negative, show_progress=False)
+
+
+def test_divergence_raises_with_advice(small_interactions):
+    with pytest.raises(DivergenceError, match="learning rate"):
+        rf.SVD(factors=4, lr_all=5.0, n_epochs=20, random_state=0, n_threads=1).fit(small_interactions, show_progress=False)
+
+
+def test_eval_set_logs_rmse_and_early_stopping_restores_the_best_epoch():
+    train, test = _planted(seed=1)
+    model = rf.SVD(factors=3, n_epochs=60, lr_all=0.05, reg_all=0.0, random_state=0, n_threads=1)
+    seen = []
+    model.fit(train, eval_set=test, early_stopping=3, show_progress=False,
+              callbacks=[lambda m, e, logs: seen.append(logs.get("rmse"))])
+    history = model.history_
+    assert all("rmse" in h for h in history)
+    best = min(h["rmse"] for h in history)
+    final = rf.evaluate(model, train, test, metrics=["rmse"])["value"].iloc[0]
+    assert final == pytest.approx(best, rel=1e-6)
+    if history[-1].get("restored_best"):
+        assert len(seen) < 60
+    with pytest.raises(ValueError, match="id maps"):
+        rf.SVD(n_epochs=1).fit(train, eval_set=_planted(n_users=81)[1], show_progress=False)
+
+
+def test_svdpp_user_vectors_include_the_implicit_term(small_interactions):
+    m = rf.SVDpp(factors=4, n_epochs=3, random_state=0, n_threads=1).fit(small_interactions, show_progress=False)
+    seen = small_interactions.matrix.tocsr()
+    u = 5
+    items = seen.indices[seen.indptr[u] : seen.indptr[u + 1]]
+    z = m.user_factors_[u] + m.implicit_factors_[items].sum(axis=0) / np.sqrt(len(items))
+    i = 3
+    want = float(m.global_mean_) + m.user_bias_[u] + m.item_bias_[i] + z @ m.item_factors_[i]
+    assert m.predict(u, i, ids="index", clip=False) == pytest.approx(want, rel=1e-5)
+    clone = pickle.loads(pickle.dumps(m))
+    assert clone.predict(u, i, ids="index", clip=False) == pytest.approx(want, rel=1e-5)
+
+
+def test_kernel_name_is_reported(monkeypatch):
+    assert K.sgd_kernel_name() in ("avx512", "avx2-fma", "generic")
+    monkeypatch.setenv("RECFORGE_VECTOR_KERNEL", "generic")
+    assert K.sgd_kernel_name() == "generic"
+
+
+def test_recommendations_during_training_do_not_leave_stale_vectors(small_interactions):
+    calls = []
+
+    def peek(model, epoch, logs):
+        calls.append(model.recommend("u3", n=3)[1])
+
+    m = rf.SVD(factors=4, n_epochs=4, random_state=0, n_threads=1)
+    m.fit(small_interactions, callbacks=[peek], show_progress=False)
+    items, scores = m.recommend("u3", n=3)
+    np.testing.assert_allclose(scores, m.predict("u3", items, clip=False), rtol=1e-5, atol=1e-5)
+    assert len(calls) == 4
