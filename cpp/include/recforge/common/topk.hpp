@@ -19,6 +19,11 @@ inline bool ranks_before(const Scored& a, const Scored& b) {
     return a.score > b.score || (a.score == b.score && a.item < b.item);
 }
 
+// The same order as a function object, so the heap algorithms inline the comparison.
+struct RanksBefore {
+    bool operator()(const Scored& a, const Scored& b) const { return ranks_before(a, b); }
+};
+
 class TopK {
 public:
     explicit TopK(int k = 0) { reset(k); }
@@ -40,17 +45,17 @@ public:
         const Scored s{score, item};
         if (!full()) {
             heap_.push_back(s);
-            std::push_heap(heap_.begin(), heap_.end(), ranks_before);
+            std::push_heap(heap_.begin(), heap_.end(), RanksBefore{});
         } else if (ranks_before(s, heap_.front())) {
-            std::pop_heap(heap_.begin(), heap_.end(), ranks_before);
+            std::pop_heap(heap_.begin(), heap_.end(), RanksBefore{});
             heap_.back() = s;
-            std::push_heap(heap_.begin(), heap_.end(), ranks_before);
+            std::push_heap(heap_.begin(), heap_.end(), RanksBefore{});
         }
     }
 
     // The selection best first; leaves the heap empty for reuse.
     const std::vector<Scored>& take_sorted() {
-        std::sort_heap(heap_.begin(), heap_.end(), ranks_before);
+        std::sort_heap(heap_.begin(), heap_.end(), RanksBefore{});
         sorted_.swap(heap_);
         heap_.clear();
         return sorted_;
@@ -58,7 +63,7 @@ public:
 
     // Writes the selection best first; slots beyond the number selected get item -1, score -inf.
     void write_sorted(int32_t* items, float* scores) {
-        std::sort_heap(heap_.begin(), heap_.end(), ranks_before);
+        std::sort_heap(heap_.begin(), heap_.end(), RanksBefore{});
         const int n = static_cast<int>(heap_.size());
         for (int i = 0; i < n; ++i) {
             items[i] = heap_[static_cast<size_t>(i)].item;
