@@ -138,7 +138,7 @@ def run_size(np, sp, args, n_items, env_rows, payload):
 
     def hnswlib_query(q, exclude):
         extra = max((len(e) for e in exclude), default=0) if exclude is not None else 0
-        plain.set_ef(max(100, k + extra))
+        plain.set_ef(max(100, 2 * (k + extra) if extra else k))  # the same search width as recforge
         f, d = plain.knn_query(q, k=k + extra, num_threads=threads)
         return post_filter(f, d, exclude)
 

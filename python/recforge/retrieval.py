@@ -549,8 +549,8 @@ class HNSWIndex(_VectorIndex):
     ef_construction : int
         Candidate list size while building.
     ef : int
-        Candidate list size while searching (at least ``k``; raised to the over-fetch size
-        when exclusions need more).
+        Candidate list size while searching (at least ``k``); with exclusions it is raised to
+        twice the over-fetch size, since excluded items tend to be a user's best matches.
     ip_graph : {"ip", "augment"}
         How an inner-product graph is built (see above).
     random_state : int
@@ -658,7 +658,8 @@ class HNSWIndex(_VectorIndex):
         drop = ex if blocked is None else (blocked if ex is None else (ex + blocked))
         longest = int(np.diff(drop.indptr).max()) if drop is not None and drop.nnz else 0
         fetch = min(k + longest, n_alive)
-        self._hnsw.set_ef(max(self.ef, fetch))
+        # excluded items are usually the user's best matches: widen the search with the fetch
+        self._hnsw.set_ef(max(self.ef, 2 * fetch if longest else fetch))
         graph_q = self._graph_queries(q)
         hnsw_threads = threads if threads > 0 else self._threads()
         try:
