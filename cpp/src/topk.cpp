@@ -13,7 +13,7 @@ namespace recforge {
 namespace {
 
 constexpr int64_t kItemBlockBytes = 128 * 1024;  // packed item block, sized to stay in L2
-constexpr int kQueryTilesPerBlock = 16;          // register tiles per unit of parallel work
+constexpr int kQueryTilesPerBlock = 48;          // register tiles per unit of parallel work
 
 void check_common(int64_t n_queries, int64_t n_items, int k, const CsrView& exclude,
                   const int32_t* candidates, int64_t n_candidates) {

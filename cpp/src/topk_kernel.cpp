@@ -1,8 +1,9 @@
 // Dot-product tile kernels for topk_dot. The generic kernel is plain C++ that the compiler
-// vectorises for the baseline instruction set; on x86-64 an AVX2+FMA kernel is compiled with a
-// function-level target attribute and chosen at run time only when the CPU has those
-// instructions, so the default build stays portable. This file instantiates no templates from other
-// headers, so nothing compiled here for AVX2 can be shared with (and leak into) baseline code.
+// vectorises for the baseline instruction set; on x86-64 AVX-512 and AVX2+FMA kernels are
+// compiled with function-level target attributes and chosen at run time only when the CPU has
+// those instructions, so the default build stays portable. This file instantiates no templates
+// from other headers, so nothing compiled here for a wider instruction set can be shared with
+// (and leak into) baseline code.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -129,17 +130,66 @@ __attribute__((target("avx2,fma"))) void avx2_tiles(const float* q, int64_t q_st
     }
 }
 
+constexpr int kAvx512Rows = 8;
+constexpr int kAvx512Width = 32;
+
+__attribute__((target("avx512f"))) void avx512_tiles(const float* q, int64_t q_stride, int rows,
+                                                   const float* panels, int64_t n_panels,
+                                                   int64_t dim, float* out, int64_t ld) {
+    for (int64_t p = 0; p < n_panels; ++p) {
+        const float* panel = panels + p * dim * kAvx512Width;
+        __m512 a0[kAvx512Rows], a1[kAvx512Rows];
+        for (int r = 0; r < kAvx512Rows; ++r) {
+            a0[r] = _mm512_setzero_ps();
+            a1[r] = _mm512_setzero_ps();
+        }
+        if (rows == kAvx512Rows) {
+            for (int64_t f = 0; f < dim; ++f) {
+                const __m512 v0 = _mm512_loadu_ps(panel + f * kAvx512Width);
+                const __m512 v1 = _mm512_loadu_ps(panel + f * kAvx512Width + 16);
+                for (int r = 0; r < kAvx512Rows; ++r) {
+                    const __m512 u = _mm512_set1_ps(q[r * q_stride + f]);
+                    a0[r] = _mm512_fmadd_ps(u, v0, a0[r]);
+                    a1[r] = _mm512_fmadd_ps(u, v1, a1[r]);
+                }
+            }
+        } else {
+            for (int64_t f = 0; f < dim; ++f) {
+                const __m512 v0 = _mm512_loadu_ps(panel + f * kAvx512Width);
+                const __m512 v1 = _mm512_loadu_ps(panel + f * kAvx512Width + 16);
+                for (int r = 0; r < rows; ++r) {
+                    const __m512 u = _mm512_set1_ps(q[r * q_stride + f]);
+                    a0[r] = _mm512_fmadd_ps(u, v0, a0[r]);
+                    a1[r] = _mm512_fmadd_ps(u, v1, a1[r]);
+                }
+            }
+        }
+        for (int r = 0; r < rows; ++r) {
+            _mm512_storeu_ps(out + r * ld + p * kAvx512Width, a0[r]);
+            _mm512_storeu_ps(out + r * ld + p * kAvx512Width + 16, a1[r]);
+        }
+    }
+}
+
+bool cpu_has_avx512f() {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
+
 bool cpu_has_avx2_fma() {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 #endif
 
-// RECFORGE_TOPK_KERNEL=generic forces the portable kernel (used to test both paths).
+// RECFORGE_TOPK_KERNEL=generic or =avx2 caps the kernel (used to test every path).
 TileKernel choose_kernel() {
     const char* forced = std::getenv("RECFORGE_TOPK_KERNEL");
     const bool force_generic = forced != nullptr && std::strcmp(forced, "generic") == 0;
+    const bool cap_avx2 = forced != nullptr && std::strcmp(forced, "avx2") == 0;
 #ifdef RECFORGE_HAVE_AVX2_KERNEL
+    if (!force_generic && !cap_avx2 && cpu_has_avx512f())
+        return TileKernel{kAvx512Rows, kAvx512Width, &avx512_tiles, "avx512"};
     if (!force_generic && cpu_has_avx2_fma()) return TileKernel{kAvxRows, kAvxWidth, &avx2_tiles, "avx2-fma"};
 #endif
     (void)force_generic;

@@ -39,7 +39,7 @@ __all__ = [
 
 
 def kernel_name() -> str:
-    """Name of the dot-product kernel chosen for this CPU (``"avx2-fma"`` or ``"generic"``)."""
+    """Name of the dot-product kernel chosen for this CPU (``"avx512"``, ``"avx2-fma"`` or ``"generic"``)."""
     return str(_core.topk.kernel_name())
 
 
