@@ -285,15 +285,16 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """``obj`` with Timings, dataclasses, paths and NumPy scalars turned into JSON types."""
     if isinstance(obj, Timing):
         return obj.as_dict()
     if hasattr(obj, "__dataclass_fields__"):
-        return _jsonable(asdict(obj))
+        return jsonable(asdict(obj))
     if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
     if hasattr(obj, "item") and callable(obj.item):  # NumPy scalars
@@ -316,7 +317,7 @@ def write_results(
     folder = Path(results_dir) if results_dir is not None else RESULTS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     record = {"benchmark": name, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    record.update(_jsonable(dict(payload)))
+    record.update(jsonable(dict(payload)))
     json_path = folder / f"{name}.json"
     md_path = folder / f"{name}.md"
     json_path.write_text(json.dumps(record, indent=2, allow_nan=True) + "\n", encoding="utf-8")
@@ -334,10 +335,17 @@ def describe_env_markdown(env: Mapping[str, Any]) -> str:
         f"recforge {env.get('recforge')} (top-k kernel `{env.get('recforge_topk_kernel')}`)",
         f"- NumPy BLAS: {blas_label(env.get('blas'))}",
     ]
+    in_effect = env.get("openblas_overrides_in_effect") or {}
     if removed:
         lines.append(
             "- Removed for this run: " + ", ".join(f"`{k}={v}`" for k, v in removed.items())
         )
+    elif in_effect:
+        lines.append(
+            "- Kept for this run: " + ", ".join(f"`{k}={v}`" for k, v in in_effect.items())
+        )
+    else:
+        lines.append("- `OPENBLAS_CORETYPE` / `OPENBLAS_L2_SIZE`: not set")
     if env.get("git_revision"):
         lines.append(f"- recforge revision: `{env['git_revision']}`")
     return "\n".join(lines)
