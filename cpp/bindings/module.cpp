@@ -4,7 +4,10 @@ namespace py = pybind11;
 
 void bind_topk(py::module_& m);
 void bind_metrics(py::module_& m);
+void bind_neighbors(py::module_& m);
 void bind_beyond(py::module_& m);
+void bind_factorization_implicit(py::module_& m);
+void bind_factorization_explicit(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "recforge's compiled kernels (private: use the recforge package)";
@@ -14,4 +17,12 @@ PYBIND11_MODULE(_core, m) {
     bind_metrics(metrics);
     auto beyond = m.def_submodule("beyond", "Beyond-accuracy metrics");
     bind_beyond(beyond);
+    auto neighbors = m.def_submodule("neighbors", "Neighbourhood collaborative filtering");
+    bind_neighbors(neighbors);
+    auto factorization_implicit =
+        m.def_submodule("factorization_implicit", "Implicit-feedback factorization: ALS, BPR, EASE");
+    bind_factorization_implicit(factorization_implicit);
+    auto factorization_explicit = m.def_submodule(
+        "factorization_explicit", "Explicit-feedback factorization: SVD, PMF, SVD++, NMF, ALS-WR");
+    bind_factorization_explicit(factorization_explicit);
 }

@@ -32,7 +32,19 @@ from .base import NotFittedError, Recommender
 from .baselines import Popularity, Random
 from .data import Interactions
 from .evaluation import compare, evaluate
+from .factorization import ALSWR, NMF, SVD, SVDpp
+from .factorization import ALS, BPR, EASE, LMF
 from .pipeline import Pipeline
+from . import neighbors
+from .neighbors import (
+    BaselineOnly,
+    ItemKNN,
+    KNNBaseline,
+    KNNBasic,
+    KNNWithMeans,
+    KNNWithZScore,
+    UserKNN,
+)
 
 try:
     __version__ = version("recforge")
@@ -45,6 +57,21 @@ __all__ = [
     "NotFittedError",
     "Popularity",
     "Random",
+    "ItemKNN",
+    "UserKNN",
+    "BaselineOnly",
+    "KNNBasic",
+    "KNNWithMeans",
+    "KNNWithZScore",
+    "KNNBaseline",
+    "SVD",
+    "SVDpp",
+    "NMF",
+    "ALSWR",
+    "ALS",
+    "BPR",
+    "LMF",
+    "EASE",
     "evaluate",
     "Pipeline",
     "compare",
@@ -53,6 +80,7 @@ __all__ = [
     "evaluation",
     "factorization",
     "metrics",
+    "neighbors",
     "pipeline",
     "plot",
     "serving",

@@ -179,3 +179,221 @@ class _Neighbors(ModuleType):
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
 
 neighbors: _Neighbors
+
+class _FactorizationExplicit(ModuleType):
+    # Every kernel exists for float32 and float64 arrays (all arrays of one call share the type).
+    def svd_epoch(
+        self,
+        users: npt.NDArray[np.int32],
+        items: npt.NDArray[np.int32],
+        ratings: npt.NDArray[np.floating],
+        user_factors: npt.NDArray[np.floating],
+        item_factors: npt.NDArray[np.floating],
+        user_bias: npt.NDArray[np.floating] | None = None,
+        item_bias: npt.NDArray[np.floating] | None = None,
+        global_mean: float = 0.0,
+        *,
+        lr: list[float],
+        reg: list[float],
+        shuffle: bool = True,
+        seed: int = 0,
+        n_threads: int = 1,
+    ) -> tuple[float, int]: ...
+    def svdpp_epoch(
+        self,
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        ratings: npt.NDArray[np.floating],
+        user_order: npt.NDArray[np.int32],
+        user_factors: npt.NDArray[np.floating],
+        item_factors: npt.NDArray[np.floating],
+        implicit_factors: npt.NDArray[np.floating],
+        user_bias: npt.NDArray[np.floating],
+        item_bias: npt.NDArray[np.floating],
+        global_mean: float,
+        *,
+        lr: list[float],
+        reg: list[float],
+        shuffle: bool = True,
+        seed: int = 0,
+        n_threads: int = 1,
+    ) -> tuple[float, int]: ...
+    def nmf_epoch(
+        self,
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        ratings: npt.NDArray[np.floating],
+        item_indptr: npt.NDArray[np.int64],
+        item_users: npt.NDArray[np.int32],
+        item_entry: npt.NDArray[np.int64],
+        user_factors: npt.NDArray[np.floating],
+        item_factors: npt.NDArray[np.floating],
+        user_bias: npt.NDArray[np.floating] | None = None,
+        item_bias: npt.NDArray[np.floating] | None = None,
+        global_mean: float = 0.0,
+        reg_pu: float = 0.06,
+        reg_qi: float = 0.06,
+        lr_bu: float = 0.005,
+        lr_bi: float = 0.005,
+        reg_bu: float = 0.02,
+        reg_bi: float = 0.02,
+        n_threads: int = 0,
+    ) -> tuple[float, int]: ...
+    def als_wr_sweep(
+        self,
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        ratings: npt.NDArray[np.floating],
+        other: npt.NDArray[np.floating],
+        other_bias: npt.NDArray[np.floating] | None = None,
+        factors: npt.NDArray[np.floating] = ...,
+        bias: npt.NDArray[np.floating] | None = None,
+        reg: float = 0.05,
+        global_mean: float = 0.0,
+        n_threads: int = 0,
+    ) -> tuple[float, int]: ...
+    def svd_loss_grad(
+        self,
+        p: npt.NDArray[np.floating],
+        q: npt.NDArray[np.floating],
+        bu: float,
+        bi: float,
+        mu: float,
+        rating: float,
+        biased: bool,
+        reg: list[float],
+    ) -> tuple[float, npt.NDArray[np.floating], npt.NDArray[np.floating], float, float]: ...
+    def svdpp_loss_grad(
+        self,
+        p: npt.NDArray[np.floating],
+        q: npt.NDArray[np.floating],
+        implicit_rows: npt.NDArray[np.floating],
+        bu: float,
+        bi: float,
+        mu: float,
+        rating: float,
+        reg: list[float],
+    ) -> tuple[
+        float, npt.NDArray[np.floating], npt.NDArray[np.floating], float, float, npt.NDArray[np.floating]
+    ]: ...
+    def sgd_kernel_name(self) -> str: ...
+
+factorization_explicit: _FactorizationExplicit
+
+class _FactorizationImplicit(ModuleType):
+    def vector_kernel_name(self) -> str: ...
+    def als_gram(self, factors: npt.NDArray[np.float32], n_threads: int = 0) -> npt.NDArray[np.float32]: ...
+    def als_solve(
+        self,
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        data: npt.NDArray[np.float32],
+        n_cols: int,
+        X: npt.NDArray[np.float32],
+        Y: npt.NDArray[np.float32],
+        gram: npt.NDArray[np.float32] | None = None,
+        regularization: float = 0.01,
+        unobserved_weight: float = 1.0,
+        reg_exponent: float = 0.0,
+        solver: int = 0,
+        cg_steps: int = 3,
+        n_threads: int = 0,
+    ) -> None: ...
+    def als_loss(
+        self,
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        data: npt.NDArray[np.float32],
+        n_cols: int,
+        X: npt.NDArray[np.float32],
+        Y: npt.NDArray[np.float32],
+        gram: npt.NDArray[np.float32] | None = None,
+        regularization: float = 0.01,
+        unobserved_weight: float = 1.0,
+        reg_exponent: float = 0.0,
+        n_threads: int = 0,
+    ) -> float: ...
+    def als_explain(
+        self,
+        items: npt.NDArray[np.int32],
+        confidences: npt.NDArray[np.float32],
+        Y: npt.NDArray[np.float32],
+        gram: npt.NDArray[np.float32] | None = None,
+        target: int = 0,
+        regularization: float = 0.01,
+        unobserved_weight: float = 1.0,
+        reg_exponent: float = 0.0,
+    ) -> tuple[npt.NDArray[np.float32], float]: ...
+    def bpr_epoch(
+        self,
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        n_items: int,
+        user_factors: npt.NDArray[np.float32],
+        item_factors: npt.NDArray[np.float32],
+        bias: npt.NDArray[np.float32] | None = None,
+        learning_rate: float = 0.01,
+        regularization: float = 0.01,
+        bias_regularization: float = 0.01,
+        verify_negatives: bool = True,
+        negatives: int = 0,
+        negative_draws: int = 64,
+        seed: int = 0,
+        epoch: int = 0,
+        n_threads: int = 0,
+        row_of: npt.NDArray[np.int32] | None = None,
+        filter: npt.NDArray[np.uint64] | None = None,
+        loss: int = 0,
+    ) -> dict[str, float]: ...
+    def bpr_prepare(
+        self, indptr: npt.NDArray[np.int64], indices: npt.NDArray[np.int32], n_items: int
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint64]]: ...
+    def bpr_triple_loss(
+        self,
+        u: npt.NDArray[np.float32],
+        qi: npt.NDArray[np.float32],
+        qj: npt.NDArray[np.float32],
+        bi: float = 0.0,
+        bj: float = 0.0,
+        regularization: float = 0.01,
+        bias_regularization: float = 0.01,
+        loss: int = 0,
+    ) -> tuple[
+        float, npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32], float, float
+    ]: ...
+    def bpr_fold_in(
+        self,
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        user_factors: npt.NDArray[np.float32],
+        item_factors: npt.NDArray[np.float32],
+        bias: npt.NDArray[np.float32] | None = None,
+        epochs: int = 10,
+        learning_rate: float = 0.01,
+        regularization: float = 0.01,
+        verify_negatives: bool = True,
+        seed: int = 0,
+        n_threads: int = 0,
+        loss: int = 0,
+    ) -> None: ...
+    def ease_fit(
+        self,
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        data: npt.NDArray[np.float32],
+        n_users: int,
+        n_items: int,
+        lambda_: float = 500.0,
+        double_precision: bool = False,
+        n_threads: int = 0,
+    ) -> npt.NDArray[np.float32]: ...
+    def ease_scores(
+        self,
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        data: npt.NDArray[np.float32],
+        B: npt.NDArray[np.float32],
+        n_threads: int = 0,
+    ) -> npt.NDArray[np.float32]: ...
+
+factorization_implicit: _FactorizationImplicit

@@ -7,5 +7,7 @@ biases) and share :class:`FactorRecommender`'s exact top-k, scoring and ``simila
 from __future__ import annotations
 
 from ._base import FactorRecommender
+from ._explicit import ALSWR, NMF, SVD, SVDpp
+from ._implicit import ALS, BPR, EASE, LMF, CatalogTooLargeError
 
-__all__ = ["FactorRecommender"]
+__all__ = ["FactorRecommender", "SVD", "SVDpp", "NMF", "ALSWR", "ALS", "BPR", "LMF", "EASE", "CatalogTooLargeError"]
