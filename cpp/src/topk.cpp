@@ -43,38 +43,41 @@ void check_common(int64_t n_queries, int64_t n_items, int k, const CsrView& excl
     }
 }
 
-int64_t excluded_count(const CsrView& exclude, int64_t q) {
-    return exclude.present() ? exclude.row_end(q) - exclude.row_begin(q) : 0;
-}
+// Each query's excluded items as a sorted list, so that the rare candidate that beats the
+// current threshold is checked by binary search and excluded items never enter the heap (the
+// heap stays at size k however long a user's history is).
+class Exclusion {
+public:
+    explicit Exclusion(const CsrView& ex) : ex_(ex) {
+        if (!ex.present()) return;
+        bool sorted = true;
+        for (int64_t r = 0; r < ex.n_rows && sorted; ++r)
+            for (int64_t p = ex.row_begin(r) + 1; p < ex.row_end(r); ++p)
+                if (ex.indices[p - 1] > ex.indices[p]) {
+                    sorted = false;
+                    break;
+                }
+        if (!sorted) {
+            copy_.assign(ex.indices, ex.indices + ex.nnz());
+            for (int64_t r = 0; r < ex.n_rows; ++r)
+                std::sort(copy_.begin() + ex.row_begin(r), copy_.begin() + ex.row_end(r));
+        }
+    }
+    bool contains(int64_t q, int32_t item) const {
+        if (!ex_.present()) return false;
+        const int32_t* base = copy_.empty() ? ex_.indices : copy_.data();
+        const int32_t* lo = base + ex_.row_begin(q);
+        const int32_t* hi = base + ex_.row_end(q);
+        return lo != hi && std::binary_search(lo, hi, item);
+    }
 
-// Per-worker scratch for the final filtering of excluded items.
-struct Marks {
-    std::vector<int64_t> stamp;  // stamp[item] == query + 1 when the item is excluded for query
-    explicit Marks(int64_t n_items) : stamp(static_cast<size_t>(n_items), 0) {}
+private:
+    const CsrView& ex_;
+    std::vector<int32_t> copy_;
 };
 
-// The heap holds the top (k + #excluded) of the scanned items, so dropping the excluded ones
-// still leaves the exact top k of the rest.
-void finalize(TopK& heap, const CsrView& exclude, int64_t q, Marks& marks, int k, TopKOutput out) {
-    if (exclude.present()) {
-        for (int64_t p = exclude.row_begin(q); p < exclude.row_end(q); ++p)
-            marks.stamp[static_cast<size_t>(exclude.indices[p])] = q + 1;
-    }
-    const std::vector<Scored>& sorted = heap.take_sorted();
-    int32_t* items = out.items + q * k;
-    float* scores = out.scores + q * k;
-    int n = 0;
-    for (const Scored& s : sorted) {
-        if (n == k) break;
-        if (exclude.present() && marks.stamp[static_cast<size_t>(s.item)] == q + 1) continue;
-        items[n] = s.item;
-        scores[n] = s.score;
-        ++n;
-    }
-    for (; n < k; ++n) {
-        items[n] = -1;
-        scores[n] = -std::numeric_limits<float>::infinity();
-    }
+void finalize(TopK& heap, int64_t q, int k, TopKOutput out) {
+    heap.write_sorted(out.items + q * k, out.scores + q * k);
 }
 
 }  // namespace
@@ -99,14 +102,13 @@ void topk_dot(const float* queries, int64_t n_queries, const float* items, int64
     struct Scratch {
         std::vector<float> packed, tile;
         std::vector<TopK> heaps;
-        Marks marks;
-        explicit Scratch(int64_t n_items) : marks(n_items) {}
     };
+    const Exclusion excluded(exclude);
     const int workers = planned_workers(n_query_blocks, n_threads);
     std::vector<Scratch> scratch;
     scratch.reserve(static_cast<size_t>(workers));
     for (int w = 0; w < workers; ++w) {
-        scratch.emplace_back(exclude.present() ? n_items : 0);
+        scratch.emplace_back();
         scratch.back().packed.resize(static_cast<size_t>(panels_per_block * panel_floats));
         scratch.back().tile.resize(static_cast<size_t>(kernel.rows * block_items));
         scratch.back().heaps.resize(static_cast<size_t>(queries_per_block));
@@ -116,11 +118,7 @@ void topk_dot(const float* queries, int64_t n_queries, const float* items, int64
         Scratch& s = scratch[static_cast<size_t>(worker)];
         const int64_t q0 = qb * queries_per_block;
         const int64_t q1 = std::min(n_queries, q0 + queries_per_block);
-        for (int64_t q = q0; q < q1; ++q) {
-            const int64_t want = std::min<int64_t>(static_cast<int64_t>(k) + excluded_count(exclude, q),
-                                                   std::max<int64_t>(n_search, 1));
-            s.heaps[static_cast<size_t>(q - q0)].reset(static_cast<int>(want));
-        }
+        for (int64_t q = q0; q < q1; ++q) s.heaps[static_cast<size_t>(q - q0)].reset(k);
         for (int64_t b0 = 0; b0 < n_search; b0 += block_items) {
             const int64_t b1 = std::min(n_search, b0 + block_items);
             const int64_t n_panels = (b1 - b0 + width - 1) / width;
@@ -150,7 +148,9 @@ void topk_dot(const float* queries, int64_t n_queries, const float* items, int64
                     for (int64_t j = 0; j < b1 - b0; ++j) {
                         if (row[j] >= thr) {
                             const int64_t pos = b0 + j;
-                            heap.push(row[j], candidates ? candidates[pos] : static_cast<int32_t>(pos));
+                            const int32_t item = candidates ? candidates[pos] : static_cast<int32_t>(pos);
+                            if (excluded.contains(t0 + r, item)) continue;
+                            heap.push(row[j], item);
                             thr = heap.threshold();
                         }
                     }
@@ -158,7 +158,7 @@ void topk_dot(const float* queries, int64_t n_queries, const float* items, int64
             }
         }
         for (int64_t q = q0; q < q1; ++q)
-            finalize(s.heaps[static_cast<size_t>(q - q0)], exclude, q, s.marks, k, out);
+            finalize(s.heaps[static_cast<size_t>(q - q0)], q, k, out);
     });
 }
 
@@ -171,28 +171,24 @@ void topk_dense(const float* scores, int64_t n_queries, int64_t n_items, int k,
     constexpr int64_t kChunk = 16;
     const int workers = planned_workers(n_queries, n_threads, kChunk);
     std::vector<TopK> heaps(static_cast<size_t>(workers));
-    std::vector<Marks> marks;
-    marks.reserve(static_cast<size_t>(workers));
-    for (int w = 0; w < workers; ++w) marks.emplace_back(exclude.present() ? n_items : 0);
+    const Exclusion excluded(exclude);
 
     parallel_for(
         0, n_queries, workers,
         [&](int64_t q, int worker) {
             TopK& heap = heaps[static_cast<size_t>(worker)];
-            const int64_t want = std::min<int64_t>(static_cast<int64_t>(k) + excluded_count(exclude, q),
-                                                   std::max<int64_t>(n_search, 1));
-            heap.reset(static_cast<int>(want));
+            heap.reset(k);
             const float* row = scores + q * n_items;
             float thr = heap.threshold();
             for (int64_t pos = 0; pos < n_search; ++pos) {
                 const int32_t item = candidates ? candidates[pos] : static_cast<int32_t>(pos);
                 const float v = row[item];
-                if (v >= thr) {
+                if (v >= thr && !excluded.contains(q, item)) {
                     heap.push(v, item);
                     thr = heap.threshold();
                 }
             }
-            finalize(heap, exclude, q, marks[static_cast<size_t>(worker)], k, out);
+            finalize(heap, q, k, out);
         },
         kChunk);
 }
