@@ -249,6 +249,7 @@ def environment(n_threads: int | Sequence[int] | None = None) -> dict[str, Any]:
             n: os.environ[n] for n in OPENBLAS_OVERRIDES if n in os.environ
         },
         "git_revision": git_revision(),
+        "load_average_1_5_15min": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
     try:
         import scipy
@@ -346,6 +347,13 @@ def describe_env_markdown(env: Mapping[str, Any]) -> str:
         )
     else:
         lines.append("- `OPENBLAS_CORETYPE` / `OPENBLAS_L2_SIZE`: not set")
+    load = env.get("load_average_1_5_15min")
+    if load:
+        lines.append(
+            f"- Load average when the record was taken: {load[0]:.2f} / {load[1]:.2f} / "
+            f"{load[2]:.2f} (1 / 5 / 15 min; the benchmark adds up to its thread count, anything "
+            f"beyond that is other work sharing the {env.get('cores_available')} cores)"
+        )
     if env.get("git_revision"):
         lines.append(f"- recforge revision: `{env['git_revision']}`")
     return "\n".join(lines)

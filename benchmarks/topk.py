@@ -16,9 +16,10 @@ same thread count (1 and 2 by default):
   and items internally and keeps a heap per user.
 
 Each case runs with and without excluding ~50 random "seen" items per user (a CSR matrix;
-NumPy sets those scores to -inf before argpartition). The whole suite is then repeated in a
-child process with ``RECFORGE_TOPK_KERNEL=generic`` (the variable is read once per
-process) to measure the portable kernel.
+NumPy sets those scores to -inf before argpartition). The suite runs first with the kernel
+recforge picks for this CPU, then again in one child process per ``--kernels`` value with
+``RECFORGE_TOPK_KERNEL`` set (the variable is read once per process): ``avx2`` caps the
+kernel at AVX2+FMA, ``generic`` forces the portable one.
 
 Every case is checked: for a sample of users the top-k sets of both contenders must equal
 a float64 reference wherever the k-th and (k+1)-th reference scores are more than 1e-4
@@ -67,7 +68,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sample", type=int, default=300, help="users checked against float64 (default 300)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the data")
     p.add_argument("--quick", action="store_true", help="tiny smoke run; writes nothing by default")
-    p.add_argument("--no-generic", action="store_true", help="skip the portable-kernel child run")
+    p.add_argument(
+        "--kernels", type=str, default="avx2,generic",
+        help="RECFORGE_TOPK_KERNEL values to measure in child processes besides the default "
+        "kernel (default avx2,generic; empty for none)",
+    )
+    p.add_argument("--no-generic", action="store_true", help="skip the child runs (same as --kernels '')")
     p.add_argument(
         "--keep-openblas-env", action="store_true",
         help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE if set (they are removed by default)",
@@ -82,6 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.thread_list = sorted({int(t) for t in args.threads.split(",") if t.strip()})
     except ValueError:
         p.error(f"--threads must be comma-separated integers, got {args.threads!r}")
+    args.kernel_list = [] if args.no_generic else [k.strip() for k in args.kernels.split(",") if k.strip()]
     if not args.thread_list or min(args.thread_list) < 1:
         p.error("--threads needs at least one count >= 1")
     for name in ("users", "items", "factors", "k", "repeats", "block", "sample"):
@@ -284,23 +291,23 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     return {"kernel": kernel, "env": H.environment(args.thread_list), "runs": runs}
 
 
-def run_generic_child(args: argparse.Namespace, argv: list[str]) -> dict[str, Any] | None:
-    """Run the suite again in a child process with the portable kernel forced."""
+def run_kernel_child(forced: str, argv: list[str]) -> dict[str, Any] | None:
+    """Run the suite again in a child process with ``RECFORGE_TOPK_KERNEL=forced``.
+
+    The variable is read once per process, so each forced kernel needs its own process.
+    """
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "generic.json"
-        env = dict(os.environ, RECFORGE_TOPK_KERNEL="generic")
-        cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--no-generic", "--worker", str(out)]
+        out = Path(tmp) / "child.json"
+        env = dict(os.environ, RECFORGE_TOPK_KERNEL=forced)
+        cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--kernels", "", "--worker", str(out)]
         proc = subprocess.run(cmd, env=env, check=False)
         if proc.returncode != 0 or not out.is_file():
-            print(f"the generic-kernel child run failed (exit code {proc.returncode})", file=sys.stderr)
-            return None
-        result = json.loads(out.read_text(encoding="utf-8"))
-        if result["kernel"] != "generic":
             print(
-                f"warning: RECFORGE_TOPK_KERNEL=generic was ignored; the child ran {result['kernel']!r}",
+                f"the RECFORGE_TOPK_KERNEL={forced} child run failed (exit code {proc.returncode})",
                 file=sys.stderr,
             )
-        return result
+            return None
+        return json.loads(out.read_text(encoding="utf-8"))
 
 
 # ----------------------------------------------------------------------------------------
@@ -375,27 +382,38 @@ def main() -> int:
     started = time.perf_counter()
     main_result = run_suite(args)
     runs = list(main_result["runs"])
-    generic = None
-    if not args.no_generic and main_result["kernel"] != "generic":
-        generic = run_generic_child(args, argv)
-        if generic is not None:
-            runs += generic["runs"]
+    measured = {main_result["kernel"]}
+    child_envs: dict[str, Any] = {}
+    child_failed = False
+    for forced in args.kernel_list:
+        child = run_kernel_child(forced, argv)
+        if child is None:
+            child_failed = True
+            continue
+        if child["kernel"] in measured:
+            print(
+                f"RECFORGE_TOPK_KERNEL={forced} selects {child['kernel']!r}, already measured; "
+                "its runs are not repeated in the report"
+            )
+            continue
+        measured.add(child["kernel"])
+        child_envs[forced] = child["env"]
+        runs += child["runs"]
     env = main_result["env"]
     params = {
         k: (str(v) if isinstance(v, Path) else v)
         for k, v in vars(args).items()
-        if k not in ("worker", "results_dir")
+        if k not in ("worker", "results_dir", "no_generic")
     }
     markdown = report_markdown(args, env, runs)
     print()
     print(markdown)
     ok = all(r["check"]["ok"] for r in runs)
-    generic_failed = not args.no_generic and main_result["kernel"] != "generic" and generic is None
     if not args.quick or args.results_dir is not None:
         payload = {
             "params": params,
             "env": env,
-            "generic_env": generic["env"] if generic else None,
+            "child_envs": child_envs,
             "runs": runs,
             "all_checks_ok": ok,
             "wall_time_s": time.perf_counter() - started,
@@ -405,7 +423,7 @@ def main() -> int:
     if not ok:
         print("correctness check FAILED: see 'check' in the results", file=sys.stderr)
         return 1
-    if generic_failed:
+    if child_failed:
         return 1
     return 0
 
