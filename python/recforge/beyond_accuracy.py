@@ -9,7 +9,7 @@ within a list counts once. Definitions:
 * entropy (distributional coverage): Shannon entropy, in bits, of how often each item is
   recommended; ``normalized_entropy`` divides by log2(n_items) (1 = perfectly even).
 * Gini index of those frequencies over the whole catalog (0 = even, 1 = one item only).
-* personalization: 1 - mean over pairs of users of |L_u & L_v| / k (exact, computed from item
+* personalization: 1 - mean over pairs of users of ``|L_u & L_v| / k`` (exact, computed from item
   frequencies: the sum over items of c_i (c_i - 1) / 2 counts the shared slots of all pairs).
 * novelty: mean self-information -log2(p_i) of the recommended items, where p_i is the share of
   training users who interacted with item i (items nobody interacted with count as one user).

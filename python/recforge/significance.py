@@ -88,7 +88,7 @@ def permutation_test(
 ) -> SignificanceResult:
     """Fisher's randomization test: flip the sign of each user's difference at random.
 
-    The p-value is (1 + #resamples with |mean| >= |observed mean|) / (1 + n_resamples).
+    The p-value is ``(1 + #resamples with |mean| >= |observed mean|) / (1 + n_resamples)``.
     """
     x, y = _pair(a, b)
     d = x - y
