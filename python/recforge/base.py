@@ -68,6 +68,23 @@ def _ids_for_npz(ids: np.ndarray, what: str) -> np.ndarray:
     return as_str
 
 
+def raw_ids(ids: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Raw ids of indices; padded slots (-1) become -1, NaN or None as in ``recommend``."""
+    pad = idx < 0
+    if not pad.any():
+        return ids[idx]
+    if ids.dtype.kind in "iu":
+        out = ids[np.where(pad, 0, idx)].astype(np.int64)
+        out[pad] = -1
+    elif ids.dtype.kind == "f":
+        out = ids[np.where(pad, 0, idx)].astype(np.float64)
+        out[pad] = np.nan
+    else:
+        out = ids[np.where(pad, 0, idx)].astype(object)
+        out[pad] = None
+    return out
+
+
 class Recommender:
     """Base class of all recforge recommenders.
 
@@ -192,20 +209,7 @@ class Recommender:
         return out.reshape(arr.shape)
 
     def _to_raw_items(self, idx: np.ndarray) -> np.ndarray:
-        pad = idx < 0
-        if not pad.any():
-            return self.item_ids_[idx]
-        ids = self.item_ids_
-        if ids.dtype.kind in "iu":
-            out = ids[np.where(pad, 0, idx)].astype(np.int64)
-            out[pad] = -1
-        elif ids.dtype.kind == "f":
-            out = ids[np.where(pad, 0, idx)].astype(np.float64)
-            out[pad] = np.nan
-        else:
-            out = ids[np.where(pad, 0, idx)].astype(object)
-            out[pad] = None
-        return out
+        return raw_ids(self.item_ids_, idx)
 
     # -- recommending ---------------------------------------------------------------------
     def recommend(

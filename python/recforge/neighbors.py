@@ -49,7 +49,7 @@ import scipy.sparse as sp
 
 from . import _core
 from ._validation import as_index_array, check_positive_int, resolve_threads
-from .base import IdKind, Recommender, as_interactions
+from .base import IdKind, Recommender, as_interactions, raw_ids
 from .data import Interactions
 
 __all__ = [
@@ -324,23 +324,6 @@ def _pad(rows: list[tuple[np.ndarray, np.ndarray]], n: int) -> tuple[np.ndarray,
         items[r, : len(idx)] = idx
         scores[r, : len(val)] = val
     return items, scores
-
-
-def _raw_ids(ids: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Raw ids of indices; padded slots (-1) become -1, NaN or None as in ``recommend``."""
-    pad = idx < 0
-    if not pad.any():
-        return ids[idx]
-    if ids.dtype.kind in "iu":
-        out = ids[np.where(pad, 0, idx)].astype(np.int64)
-        out[pad] = -1
-    elif ids.dtype.kind == "f":
-        out = ids[np.where(pad, 0, idx)].astype(np.float64)
-        out[pad] = np.nan
-    else:
-        out = ids[np.where(pad, 0, idx)].astype(object)
-        out[pad] = None
-    return out
 
 
 def _top_of_rows(matrix: sp.csr_matrix, rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -935,7 +918,7 @@ class UserKNN(_ImplicitKNN):
         single = np.ndim(users) == 0
         idx = self._to_index(np.atleast_1d(users), "user", ids)
         top, scores = _top_of_rows(self.similarity_, idx, n)
-        out = top if ids == "index" else _raw_ids(self.user_ids_, top)
+        out = top if ids == "index" else raw_ids(self.user_ids_, top)
         return (out[0], scores[0]) if single else (out, scores)
 
     def explain(self, user: Any, item: Any, *, ids: IdKind = "raw") -> pd.DataFrame:
