@@ -273,6 +273,24 @@ def evaluate(
     return _table(values, len(run.user_idx))
 
 
+_PREPARE_DEFAULTS = {"users": None, "exclude_seen": True, "relevance": "binary", "fit": None, "batch_size": 4096}
+_COMPUTE_DEFAULTS = {"gain": "linear", "ap_denominator": "n_rel", "empty": "zero", "item_vectors": None,
+                     "head_fraction": 0.2}
+
+
+def _split_options(kwargs: dict[str, Any], compute_keys: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Keyword arguments of :func:`evaluate` split into ``_prepare`` and ``_compute`` options
+    (with defaults); ``n_threads`` goes to both, anything unknown raises."""
+    kwargs = dict(kwargs)
+    threads = kwargs.pop("n_threads", 0)
+    prep = {key: kwargs.pop(key, default) for key, default in _PREPARE_DEFAULTS.items()}
+    comp = {key: kwargs.pop(key, _COMPUTE_DEFAULTS[key]) for key in compute_keys}
+    if kwargs:
+        raise ValueError(f"unknown argument(s) {sorted(kwargs)}")
+    prep["n_threads"] = comp["n_threads"] = threads
+    return prep, comp
+
+
 def per_user_metrics(
     model: Recommender,
     train: Interactions | None,
@@ -291,21 +309,9 @@ def per_user_metrics(
     not_per_user = [m for m in names if m in _SET_LEVEL or m in RATING_METRICS]
     if not_per_user:
         raise ValueError(f"{not_per_user} describe the whole set of lists, not single users")
-    opts = {key: kwargs.pop(key) for key in list(kwargs) if key in ("gain", "ap_denominator", "empty", "item_vectors", "head_fraction")}
-    run = _prepare(
-        model, train, test, max(ks), users=kwargs.pop("users", None),
-        exclude_seen=kwargs.pop("exclude_seen", True), relevance=kwargs.pop("relevance", "binary"),
-        fit=kwargs.pop("fit", None), batch_size=kwargs.pop("batch_size", 4096),
-        n_threads=kwargs.get("n_threads", 0),
-    )
-    kwargs.pop("n_threads", None)
-    if kwargs:
-        raise ValueError(f"unknown argument(s) {sorted(kwargs)}")
-    values = _compute(
-        run, ks, names, gain=opts.get("gain", "linear"), ap_denominator=opts.get("ap_denominator", "n_rel"),
-        empty=opts.get("empty", "zero"), item_vectors=opts.get("item_vectors"),
-        head_fraction=opts.get("head_fraction", 0.2), n_threads=0,
-    )
+    prep, comp = _split_options(kwargs, list(_COMPUTE_DEFAULTS))
+    run = _prepare(model, train, test, max(ks), **prep)
+    values = _compute(run, ks, names, **comp)
     frame = pd.DataFrame({f"{n}@{c}": v for (n, c), v in values.items()})
     frame.index = pd.Index(model.user_ids_[run.user_idx], name="user")
     return frame
@@ -403,20 +409,9 @@ def evaluate_segments(
     bad = [m for m in names if m in _SET_LEVEL or m in RATING_METRICS]
     if bad:
         raise ValueError(f"{bad} cannot be split by segment; use per-user metrics")
-    opts = {key: kwargs.pop(key) for key in list(kwargs) if key in ("gain", "ap_denominator", "item_vectors")}
-    n_threads = kwargs.get("n_threads", 0)
-    run = _prepare(
-        model, train, test, max(ks), users=kwargs.pop("users", None),
-        exclude_seen=kwargs.pop("exclude_seen", True), relevance=kwargs.pop("relevance", "binary"),
-        fit=kwargs.pop("fit", None), batch_size=kwargs.pop("batch_size", 4096), n_threads=n_threads,
-    )
-    kwargs.pop("n_threads", None)
-    if kwargs:
-        raise ValueError(f"unknown argument(s) {sorted(kwargs)}")
-    common = dict(
-        gain=opts.get("gain", "linear"), ap_denominator=opts.get("ap_denominator", "n_rel"),
-        item_vectors=opts.get("item_vectors"), head_fraction=head_fraction, n_threads=n_threads,
-    )
+    prep, common = _split_options(kwargs, ["gain", "ap_denominator", "item_vectors"])
+    run = _prepare(model, train, test, max(ks), **prep)
+    common["head_fraction"] = head_fraction
     frames = []
     values = _compute(run, ks, names, empty="zero", **common)
     frames.append(_table(values, len(run.user_idx)).assign(segment_type="all", segment="all"))
@@ -504,27 +499,16 @@ def compare(
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     ks = _cutoffs(k)
     names = _metric_names(metrics)
-    opts = {key: kwargs.pop(key) for key in list(kwargs) if key in ("gain", "ap_denominator", "item_vectors", "head_fraction", "empty")}
-    prep = dict(
-        users=kwargs.pop("users", None), exclude_seen=kwargs.pop("exclude_seen", True),
-        relevance=kwargs.pop("relevance", "binary"), batch_size=kwargs.pop("batch_size", 4096),
-        n_threads=kwargs.pop("n_threads", 0),
-    )
-    if kwargs:
-        raise ValueError(f"unknown argument(s) {sorted(kwargs)}")
+    prep, comp = _split_options({**kwargs, "fit": fit}, list(_COMPUTE_DEFAULTS))
     results: dict[str, dict[tuple[str, int | None], np.ndarray | float]] = {}
     users = None
     for name, model in named.items():
-        run = _prepare(model, train, test, max(ks), fit=fit, **prep)
+        run = _prepare(model, train, test, max(ks), **prep)
         if users is None:
             users = run.user_idx
         elif not np.array_equal(users, run.user_idx):  # pragma: no cover - same test set
             raise ValueError("models were evaluated on different users")
-        results[name] = _compute(
-            run, ks, names, gain=opts.get("gain", "linear"), ap_denominator=opts.get("ap_denominator", "n_rel"),
-            empty=opts.get("empty", "zero"), item_vectors=opts.get("item_vectors"),
-            head_fraction=opts.get("head_fraction", 0.2), n_threads=prep["n_threads"],
-        )
+        results[name] = _compute(run, ks, names, **comp)
     rows = []
     for key in results[base]:
         metric, cut = key
