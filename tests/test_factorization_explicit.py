@@ -166,6 +166,66 @@ def test_svd_epoch_matches_numpy(biased, dtype, kernel, tol, monkeypatch):
         np.testing.assert_allclose(bic, bi, rtol=tol, atol=tol)
 
 
+def _balanced_strata(ids, n_rows, strata):
+    """Rows by decreasing rating count (ties by index), dealt to the strata in snake order."""
+    count = np.bincount(ids, minlength=n_rows)
+    order = np.argsort(-count, kind="stable")
+    pos = np.arange(n_rows)
+    lap, off = pos // strata, pos % strata
+    out = np.empty(n_rows, dtype=np.int64)
+    out[order] = np.where(lap % 2 == 0, off, strata - 1 - off)
+    return out
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_svd_epoch_in_conflict_free_blocks_matches_numpy(threads):
+    # enough ratings for blocks of >= 2,048 ratings at this many threads
+    R, rng = _random_ratings(n_users=260, n_items=190, density=0.45, seed=11)
+    assert R.nnz >= 2048 * threads * threads
+    users = np.repeat(np.arange(R.shape[0], dtype=np.int32), np.diff(R.indptr))
+    items, ratings = R.indices.astype(np.int32), R.data
+    k, mu = 7, float(ratings.mean())
+    P0, Q0 = rng.normal(0, 0.3, (R.shape[0], k)), rng.normal(0, 0.3, (R.shape[1], k))
+    bu0, bi0 = rng.normal(0, 0.1, R.shape[0]), rng.normal(0, 0.1, R.shape[1])
+    # the oracle: in round s, block (w, (w + s) mod S) for every w, each in input order; blocks
+    # of one round share no user or item, so running them one after another is the parallel result
+    su, si = _balanced_strata(users, R.shape[0], threads), _balanced_strata(items, R.shape[1], threads)
+    P, Q, bu, bi = P0.copy(), Q0.copy(), bu0.copy(), bi0.copy()
+    for s in range(threads):
+        for w in range(threads):
+            sel = (su[users] == w) & (si[items] == (w + s) % threads)
+            _svd_epoch_numpy(users[sel], items[sel], ratings[sel], P, Q, bu, bi, mu, True)
+    Pc, Qc, buc, bic = P0.copy(), Q0.copy(), bu0.copy(), bi0.copy()
+    sse, n = K.svd_epoch(users, items, ratings, Pc, Qc, buc, bic, mu, lr=LR, reg=REG, shuffle=False, seed=0,
+                         n_threads=threads)
+    assert n == R.nnz
+    for got, want in ((Pc, P), (Qc, Q), (buc, bu), (bic, bi)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_svd_with_threads_is_deterministic_and_as_good_as_one_thread():
+    rng = np.random.default_rng(4)
+    n_users, n_items, rank = 500, 300, 4
+    truth = rng.normal(0, 1, (n_users, rank)) @ rng.normal(0, 1, (n_items, rank)).T / 2 + 3
+    mask = rng.random(truth.shape) < 0.3
+    u, i = np.nonzero(mask)
+    test = rng.random(u.size) < 0.1
+    train = Interactions.from_arrays(u[~test], i[~test], ratings=truth[u[~test], i[~test]],
+                                    user_ids=np.arange(n_users), item_ids=np.arange(n_items))
+
+    def fit(threads):
+        return rf.SVD(factors=8, n_epochs=30, lr_all=0.01, random_state=0, n_threads=threads).fit(
+            train, show_progress=False)
+
+    a, b, one = fit(2), fit(2), fit(1)
+    for name in a._learned:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    rmse = [np.sqrt(np.mean((m.predict(u[test], i[test]) - truth[u[test], i[test]]) ** 2))
+            for m in (a, one)]
+    baseline = np.sqrt(np.mean((truth[u[test], i[test]] - truth[u[~test], i[~test]].mean()) ** 2))
+    assert rmse[0] < 0.5 * baseline and abs(rmse[0] - rmse[1]) < 0.05 * baseline
+
+
 def test_svd_epoch_shuffle_is_a_seeded_permutation():
     R, rng = _random_ratings(seed=3)
     users = np.repeat(np.arange(R.shape[0], dtype=np.int32), np.diff(R.indptr))

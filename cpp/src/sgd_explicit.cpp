@@ -425,12 +425,38 @@ T svdpp_loss_grad(const T* p, const T* q, const T* implicit_rows, int64_t n_rate
     return T(0.5) * loss;
 }
 
+namespace {
+
+// Splits the rows (users or items) into `strata` groups of about equal rating counts: rows in
+// decreasing count order are dealt to the strata in a snake order (0..S-1, S-1..0, ...).
+std::vector<int32_t> balanced_strata(const int32_t* ids, int64_t n, int64_t n_rows, int strata) {
+    std::vector<int64_t> count(static_cast<size_t>(n_rows), 0);
+    for (int64_t t = 0; t < n; ++t) ++count[static_cast<size_t>(ids[t])];
+    std::vector<int32_t> order(static_cast<size_t>(n_rows));
+    for (int64_t r = 0; r < n_rows; ++r) order[static_cast<size_t>(r)] = static_cast<int32_t>(r);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int32_t a, int32_t b) { return count[static_cast<size_t>(a)] > count[static_cast<size_t>(b)]; });
+    std::vector<int32_t> stratum(static_cast<size_t>(n_rows));
+    for (int64_t pos = 0; pos < n_rows; ++pos) {
+        const int64_t lap = pos / strata, off = pos % strata;
+        stratum[static_cast<size_t>(order[static_cast<size_t>(pos)])] =
+            static_cast<int32_t>(lap % 2 == 0 ? off : strata - 1 - off);
+    }
+    return stratum;
+}
+
+template <class T>
+void shuffle_range(Triple<T>* data, int64_t n, uint64_t seed) {
+    SplitMix64 rng{seed};
+    for (int64_t t = n - 1; t > 0; --t) std::swap(data[t], data[rng.below(static_cast<uint64_t>(t + 1))]);
+}
+
+}  // namespace
+
 template <class T>
 EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_t* items, const T* ratings, int64_t n,
                          const SgdRates<T>& rates, bool shuffle, uint64_t seed, int n_threads) {
     check_factors(m, false);
-    // the ratings as one array of records, so that the shuffle moves one record per swap
-    std::vector<Triple<T>> data(static_cast<size_t>(n));
     for (int64_t t = 0; t < n; ++t) {
         if (users[t] < 0 || users[t] >= m.n_users)
             throw std::out_of_range("user index " + std::to_string(users[t]) + " outside [0, " +
@@ -438,25 +464,58 @@ EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_
         if (items[t] < 0 || items[t] >= m.n_items)
             throw std::out_of_range("item index " + std::to_string(items[t]) + " outside [0, " +
                                     std::to_string(m.n_items) + ")");
-        data[static_cast<size_t>(t)] = Triple<T>{users[t], items[t], ratings[t]};
     }
-    if (shuffle && n > 1) {
-        SplitMix64 rng{seed};
-        for (int64_t t = n - 1; t > 0; --t)
-            std::swap(data[static_cast<size_t>(t)], data[rng.below(static_cast<uint64_t>(t + 1))]);
-    }
-    constexpr int64_t block = 4096;
-    const int64_t n_blocks = (n + block - 1) / block;
-    const int workers = planned_workers(n_blocks, n_threads);
     const SvdBlock<T> run_block = svd_block_for<T>(choose_isa());
-    std::vector<Accumulator> acc(static_cast<size_t>(workers));
-    std::vector<std::vector<T>> scratch(static_cast<size_t>(workers), std::vector<T>(2 * static_cast<size_t>(m.k)));
-    parallel_for(0, n_blocks, workers, [&](int64_t b, int worker) {
-        Accumulator& a = acc[static_cast<size_t>(worker)];
-        const int64_t end = std::min(n, (b + 1) * block);
-        run_block(m, data.data(), b * block, end, rates, scratch[static_cast<size_t>(worker)].data(), a.sse);
-        a.n += end - b * block;
-    });
+    // Below a few thousand ratings per block, thread start-up costs more than it saves.
+    constexpr int64_t min_block = 2048;
+    int strata = resolve_threads(n_threads);
+    while (strata > 1 && n / (static_cast<int64_t>(strata) * strata) < min_block) --strata;
+    strata = static_cast<int>(std::min<int64_t>({strata, m.n_users, m.n_items}));
+    if (strata < 1) strata = 1;
+    std::vector<Triple<T>> data(static_cast<size_t>(n));
+    std::vector<Accumulator> acc(static_cast<size_t>(strata));
+    std::vector<std::vector<T>> scratch(static_cast<size_t>(strata), std::vector<T>(2 * static_cast<size_t>(m.k)));
+    if (strata == 1) {
+        for (int64_t t = 0; t < n; ++t) data[static_cast<size_t>(t)] = Triple<T>{users[t], items[t], ratings[t]};
+        if (shuffle && n > 1) shuffle_range(data.data(), n, seed);
+        run_block(m, data.data(), 0, n, rates, scratch[0].data(), acc[0].sse);
+        acc[0].n = n;
+        return reduce(acc);
+    }
+    // Conflict-free parallel SGD (the block scheme of DSGD / LIBMF): users and items fall into
+    // `strata` groups each; block (a, b) holds the ratings of user group a and item group b. In
+    // round s, worker w takes block (w, (w + s) mod strata): no two workers share a user or an
+    // item, so there are no races, no cache lines bouncing between cores, and the result
+    // depends only on the inputs, the seed and the number of strata.
+    const std::vector<int32_t> user_stratum = balanced_strata(users, n, m.n_users, strata);
+    const std::vector<int32_t> item_stratum = balanced_strata(items, n, m.n_items, strata);
+    const size_t n_blocks = static_cast<size_t>(strata) * static_cast<size_t>(strata);
+    std::vector<int64_t> offset(n_blocks + 1, 0);
+    auto block_of = [&](int64_t t) {
+        return static_cast<size_t>(user_stratum[static_cast<size_t>(users[t])]) * static_cast<size_t>(strata) +
+               static_cast<size_t>(item_stratum[static_cast<size_t>(items[t])]);
+    };
+    for (int64_t t = 0; t < n; ++t) ++offset[block_of(t) + 1];
+    for (size_t b = 0; b < n_blocks; ++b) offset[b + 1] += offset[b];
+    {
+        std::vector<int64_t> fill(offset.begin(), offset.end() - 1);
+        for (int64_t t = 0; t < n; ++t)
+            data[static_cast<size_t>(fill[block_of(t)]++)] = Triple<T>{users[t], items[t], ratings[t]};
+    }
+    for (int s = 0; s < strata; ++s) {
+        parallel_for(0, strata, strata, [&](int64_t w, int) {
+            const size_t b = static_cast<size_t>(w) * static_cast<size_t>(strata) +
+                             static_cast<size_t>((w + s) % strata);
+            const int64_t begin = offset[b], end = offset[b + 1];
+            // every block gets its own shuffle stream, so the order does not depend on timing
+            if (shuffle && end - begin > 1)
+                shuffle_range(data.data() + begin, end - begin, seed ^ (0x9E3779B97F4A7C15ull * (b + 1)));
+            // indexed by w (one block per w in a round), so the sums do not depend on timing either
+            Accumulator& a = acc[static_cast<size_t>(w)];
+            run_block(m, data.data(), begin, end, rates, scratch[static_cast<size_t>(w)].data(), a.sse);
+            a.n += end - begin;
+        });
+    }
     return reduce(acc);
 }
 

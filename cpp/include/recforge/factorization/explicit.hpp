@@ -67,9 +67,11 @@ struct EpochStats {
 // One SGD pass of biased MF / Funk SVD (or PMF when `m` has no biases) over the rating triples
 // (users[t], items[t], ratings[t]). With `shuffle` they are visited in the order of a
 // Fisher-Yates shuffle of their given order seeded by `seed` (a fresh uniform order for each
-// seed), else in their given order. With n_threads > 1 the pass is Hogwild: threads take
-// consecutive blocks of the shuffled triples and update shared factors without locks (not
-// deterministic). With n_threads == 1 the result depends only on the inputs and the seed.
+// seed), else in their given order. With n_threads > 1 (and enough ratings) users and items are
+// split into n_threads groups of balanced rating counts and the pass runs in n_threads rounds of
+// conflict-free blocks (DSGD / LIBMF): in each round every thread takes a block of ratings whose
+// users and items no other thread touches, shuffled by a stream of its own. The result depends
+// only on the inputs, the seed and the number of threads.
 template <class T>
 EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_t* items, const T* ratings, int64_t n,
                          const SgdRates<T>& rates, bool shuffle, uint64_t seed, int n_threads);
