@@ -449,3 +449,30 @@ def test_ease_recovers_planted_blocks_and_refuses_large_catalogs():
         rf.EASE(max_items=50).fit(train)
     with pytest.raises(ValueError):
         rf.EASE(regularization=0.0).fit(train)
+
+
+def test_als_item_gram_is_reused_until_the_item_factors_change(small_interactions):
+    model = rf.ALS(factors=6, iterations=3, random_state=0, n_threads=1).fit(small_interactions, show_progress=False)
+
+    def gram_ok():
+        Y = model.item_factors_.astype(np.float64)
+        np.testing.assert_allclose(model._item_gram(), Y.T @ Y, rtol=1e-4, atol=1e-5)
+
+    gram_ok()
+    first = model._item_gram()
+    assert model._item_gram() is first  # kept between fold-ins
+    user_items = list(small_interactions.item_ids[:3])
+    x = model.recalculate_user(user_items)
+    assert model._item_gram() is first
+    # a new item changes Y: the product follows
+    col = sp.csr_matrix(np.ones((1, small_interactions.n_users), dtype=np.float32))
+    model.partial_fit_items(["brand-new"], col)
+    assert model._item_gram() is not first
+    gram_ok()
+    # refitting updates the factors in place: the cache must not survive it
+    model.fit(small_interactions, show_progress=False)
+    gram_ok()
+    np.testing.assert_allclose(model.recalculate_user(user_items), x, rtol=1e-4, atol=1e-5)
+    clone = pickle.loads(pickle.dumps(model))
+    assert "_gram_cache" not in clone.__dict__
+    np.testing.assert_allclose(clone.recalculate_user(user_items), x, rtol=1e-4, atol=1e-5)

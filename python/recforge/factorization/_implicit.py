@@ -437,7 +437,10 @@ class ALS(_UserHistory, _EpochFit, FactorRecommender):
         total_conf = float(np.sum(conf.data, dtype=np.float64))
         n_unobserved = n_users * n_items - conf.nnz
 
+        self._gram_cache = None
+
         def step(epoch: int) -> dict[str, float] | None:
+            self._gram_cache = None  # the solves update the factors in place
             core.als_solve(*cui, n_items, self.user_factors_, self.item_factors_, None, solver=solver,
                            cg_steps=steps, n_threads=threads, **kw)
             core.als_solve(*ciu, n_users, self.item_factors_, self.user_factors_, None, solver=solver,
@@ -463,7 +466,24 @@ class ALS(_UserHistory, _EpochFit, FactorRecommender):
 
     # -- fold-in, partial fits, explanations ----------------------------------------------------
     def _gram(self, factors: np.ndarray) -> np.ndarray:
+        if factors is self.item_factors_:
+            return self._item_gram()
         return _core.factorization_implicit.als_gram(factors, resolve_threads(self.n_threads))
+
+    def _item_gram(self) -> np.ndarray:
+        """Y^T Y of the item factors, computed once and kept until they change, so that fold-in
+        and explanations of single users do not redo the O(n_items f^2) product per call."""
+        cache = getattr(self, "_gram_cache", None)
+        if cache is None or cache[0] is not self.item_factors_:
+            gram = _core.factorization_implicit.als_gram(self.item_factors_, resolve_threads(self.n_threads))
+            cache = (self.item_factors_, gram)
+            self._gram_cache = cache
+        return cache[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_gram_cache", None)
+        return state
 
     def _solve_rows(self, rows: sp.csr_matrix, other: np.ndarray, n_other_rows: int) -> np.ndarray:
         """Exact (Cholesky) factors of the given rows with the other side's factors fixed."""
