@@ -17,19 +17,28 @@ Rating prediction from explicit feedback
 Similarities (``similarity=``), between two rows x_i and x_j of the interaction matrix (items
 x users for item-based models, users x items for user-based ones):
 
-``"dot"``                 <x_i, x_j>
-``"cosine"``              <x_i, x_j> / (|x_i| |x_j|)
-``"adjusted_cosine"``     cosine after subtracting each column's mean (each user's mean rating
-                          for item-item)
-``"pearson"``             cosine after subtracting each row's mean
-``"jaccard"``             |S_i & S_j| / |S_i | S_j| over the sets of non-zero entries
-``"asymmetric_cosine"``   <x_i, x_j> / (|x_i|^(2 alpha) |x_j|^(2 (1 - alpha))); alpha = 0.5 is
-                          cosine, for binary data |S_i & S_j| / (|S_i|^alpha |S_j|^(1 - alpha))
-``"msd"``                 1 / (1 + mean squared difference over the co-rated columns)
-``"pearson_baseline"``    cosine of the residuals r - (mu + b_row + b_col) over the co-rated
-                          columns, shrunk by (n - 1) / (n - 1 + shrink) (shrink defaults to 100)
-``"bm25"``                dot product of BM25-weighted rows (implicit's ``BM25Recommender``)
-``"tfidf"``               cosine of TF-IDF-weighted rows (implicit's ``TFIDFRecommender``)
+``"dot"``
+    <x_i, x_j>
+``"cosine"``
+    <x_i, x_j> / (‖x_i‖ ‖x_j‖)
+``"adjusted_cosine"``
+    cosine after subtracting each column's mean (each user's mean rating for item-item)
+``"pearson"``
+    cosine after subtracting each row's mean
+``"jaccard"``
+    #(S_i ∩ S_j) / #(S_i ∪ S_j) over the sets of non-zero entries
+``"asymmetric_cosine"``
+    <x_i, x_j> / (‖x_i‖^(2 alpha) ‖x_j‖^(2 (1 - alpha))); alpha = 0.5 is cosine, for binary
+    data #(S_i ∩ S_j) / (#S_i^alpha #S_j^(1 - alpha))
+``"msd"``
+    1 / (1 + mean squared difference over the co-rated columns)
+``"pearson_baseline"``
+    cosine of the residuals r - (mu + b_row + b_col) over the co-rated columns, shrunk by
+    (n - 1) / (n - 1 + shrink) (shrink defaults to 100)
+``"bm25"``
+    dot product of BM25-weighted rows (implicit's ``BM25Recommender``)
+``"tfidf"``
+    cosine of TF-IDF-weighted rows (implicit's ``TFIDFRecommender``)
 
 Every similarity may be shrunk by n / (n + shrink), where n is the co-support (the number of
 columns both rows have), and pairs with fewer than ``min_support`` co-rated columns get none.

@@ -7,7 +7,7 @@ hyperparameters of Surprise where Surprise has the model:
     Biased matrix factorization ("Funk SVD"), r^ = mu + b_u + b_i + q_i . p_u, trained by SGD.
     ``SVD(biased=False)`` is probabilistic matrix factorization (PMF), r^ = q_i . p_u.
 :class:`SVDpp`
-    SVD++ (Koren 2008), r^ = mu + b_u + b_i + q_i . (p_u + |I_u|^-1/2 sum_{j in I_u} y_j), by
+    SVD++ (Koren 2008), r^ = mu + b_u + b_i + q_i . (p_u + #I_u^-1/2 sum_{j in I_u} y_j), by
     user-grouped SGD whose epoch costs O(ratings x factors).
 :class:`NMF`
     Non-negative matrix factorization with Surprise's multiplicative updates, optionally biased.
@@ -511,14 +511,14 @@ class SVD(_ExplicitFactorModel):
 class SVDpp(_ExplicitFactorModel):
     """SVD++ (Koren 2008) trained by user-grouped SGD, with Surprise's defaults.
 
-    r^_ui = mu + b_u + b_i + q_i . (p_u + |I_u|^-1/2 sum_{j in I_u} y_j), where I_u is the set of
+    r^_ui = mu + b_u + b_i + q_i . (p_u + #I_u^-1/2 sum_{j in I_u} y_j), where I_u is the set of
     items u rated in training (implicit feedback) and y_j a second set of item factors.
 
     **User-grouped update.** Surprise visits the ratings one by one and after each rating steps
     the y_j of *every* item the user rated, recomputing the implicit sum for each rating: an
-    epoch costs O(sum_u |I_u|^2 x factors). Here the ratings are processed user by user (users
+    epoch costs O(sum_u #I_u^2 x factors). Here the ratings are processed user by user (users
     in a new random order each epoch when ``shuffle``): the implicit term is computed once per
-    user and held fixed over the user's ratings, the common y-step e_ui q_i |I_u|^-1/2 is
+    user and held fixed over the user's ratings, the common y-step e_ui q_i #I_u^-1/2 is
     accumulated over the user's ratings (with the factor (1 - lr_yj reg_yj) per rating, so the
     regularization is exactly that of the per-rating steps), and each y_j is updated once per
     user. An epoch costs O(ratings x factors). This is the standard efficient form of SVD++;
@@ -653,7 +653,7 @@ class NMF(_ExplicitFactorModel):
 
     r^_ui = q_i . p_u, or mu + b_u + b_i + q_i . p_u with ``biased=True``. Every epoch computes,
     with the factors at the start of the epoch,
-    p_uf <- p_uf sum_{i in I_u} q_if r_ui / (sum_{i in I_u} q_if r^_ui + |I_u| reg_pu p_uf)
+    p_uf <- p_uf sum_{i in I_u} q_if r_ui / (sum_{i in I_u} q_if r^_ui + #I_u reg_pu p_uf)
     and the same for q_if over the item's users; factors that start non-negative stay so. The
     biases take one SGD step per rating (lr_bu, reg_bu, ...), in user order. The result depends
     only on ``random_state`` (the uniform initial factors in [init_low, init_high]), for any
@@ -738,7 +738,7 @@ class NMF(_ExplicitFactorModel):
 class ALSWR(_ExplicitFactorModel):
     """Alternating least squares with weighted-lambda regularization (Zhou et al. 2008).
 
-    Minimises sum (r_ui - r^_ui)^2 + reg (sum_u n_u |p_u|^2 + sum_i n_i |q_i|^2), where n_u and
+    Minimises sum (r_ui - r^_ui)^2 + reg (sum_u n_u ‖p_u‖^2 + sum_i n_i ‖q_i‖^2), where n_u and
     n_i count the ratings of the user and the item, by solving every user's (then every item's)
     normal equations exactly: (Q_u^T Q_u + reg n_u I) p_u = Q_u^T r_u, by Cholesky. With
     ``biased=True`` (the default) the model is r^ = mu + b_u + b_i + q_i . p_u, and b_u is solved

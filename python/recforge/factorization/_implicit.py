@@ -293,7 +293,7 @@ class ALS(_UserHistory, _EpochFit, FactorRecommender):
     ``c``; user and item factors minimise
 
         sum_observed c_ui (1 - x_u . y_i)^2 + w0 * sum_unobserved (x_u . y_i)^2
-        + sum_u lambda_u |x_u|^2 + sum_i lambda_i |y_i|^2
+        + sum_u lambda_u ‖x_u‖^2 + sum_i lambda_i ‖y_i‖^2
 
     by solving for all users with the items fixed, then for all items with the users fixed.
 
