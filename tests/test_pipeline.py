@@ -61,6 +61,17 @@ def test_falls_back_to_popularity_when_retrieval_fails_or_overruns(small_interac
     np.testing.assert_array_equal(items, popular)
 
 
+def test_a_fast_stage_over_a_tiny_budget_still_falls_back(small_interactions):
+    # the stage finishes in well under the interpreter's thread switch interval, often before
+    # the waiting thread can notice its timeout: it is over budget all the same
+    pipe = Pipeline(rf.ItemKNN(k=5), budgets_ms={"retrieve": 0.001}).fit(small_interactions)
+    popular, _ = rf.Popularity().fit(small_interactions).recommend(np.arange(3), n=8, ids="index")
+    for _ in range(30):
+        items, _ = pipe.recommend(np.arange(3), n=8, ids="index")
+        assert pipe.last_trace_["fallback"] is not None
+        np.testing.assert_array_equal(items, popular)
+
+
 def test_fills_short_candidate_lists_and_applies_rules(small_interactions):
     rng = np.random.default_rng(0)
     n_items = small_interactions.n_items
