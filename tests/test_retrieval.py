@@ -172,67 +172,35 @@ def test_models_recommend_through_indexes(small_interactions):
         model.build_index("annoy")
 
 
-def skewed_norms(rng, n, d):
-    """Clustered directions with log-normal norms: a few long vectors, as ALS item factors have."""
-    x = clustered(rng, n, d)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return (x * rng.lognormal(0.0, 1.2, (n, 1))).astype(np.float32)
-
-
-def test_norm_ranges_keep_recall_on_skewed_norms():
+def test_insertion_order_of_inner_product_graphs(tmp_path):
     rng = np.random.default_rng(8)
-    vectors, queries = skewed_norms(rng, 6000, 16), clustered(rng, 200, 16)
-    auto = HNSWIndex("ip", random_state=0).build(vectors)
-    norms = np.linalg.norm(vectors, axis=1)
-    q50, q99 = np.quantile(norms, [0.5, 0.99])
-    assert len(auto.range_edges_) + 1 == 1 + int(np.floor(np.log2(q99 / q50)))  # one range per doubling
-    part = np.searchsorted(auto.range_edges_, norms, side="right")
-    counts = np.bincount(part)
-    assert counts.min() >= 0.9 * counts.max()  # ranges of about equal size
+    vectors, queries = clustered(rng, 3000, 16, scale=lambda r, n: 0.5 + r.random((n, 1))), clustered(rng, 100, 16)
+    for order in ("given", "norm"):
+        index = HNSWIndex("ip", insert_order=order, ef=200).build(vectors)
+        assert index.insert_order_ == order
+        assert recall_vs_exact(index, queries, 10) >= 0.9
+    auto = HNSWIndex("ip").build(vectors)
+    assert auto.insert_order_ in ("given", "norm")
     assert recall_vs_exact(auto, queries, 10) >= 0.95
-    seen = [np.argsort(-(vectors @ q))[:20] for q in queries]  # each query's own best items
-    assert recall_vs_exact(auto, queries, 10, exclude=seen) >= 0.95
-    # even norms keep a single graph
-    even = HNSWIndex("ip").build(clustered(rng, 2000, 16, scale=lambda r, n: 0.8 + 0.4 * r.random((n, 1))))
-    assert len(even.range_edges_) == 0
-    assert len(HNSWIndex("cosine").build(vectors).range_edges_) == 0
+    loaded = HNSWIndex.load(auto.save(tmp_path / "auto.npz"))
+    assert loaded.insert_order_ == auto.insert_order_
+    # other graphs keep the given order
+    assert HNSWIndex("cosine", insert_order="norm").build(vectors).insert_order_ == "given"
+    assert HNSWIndex("ip", ip_graph="augment", insert_order="norm").build(vectors).insert_order_ == "given"
+    with pytest.raises(ValueError, match="insert_order"):
+        HNSWIndex("ip", insert_order="random")
 
 
-def test_norm_ranges_add_delete_and_persist(tmp_path):
-    rng = np.random.default_rng(9)
-    vectors, queries = skewed_norms(rng, 3000, 8), clustered(rng, 50, 8)
-    for ip_graph in ("ip", "augment"):
-        index = HNSWIndex("ip", norm_ranges=3, ip_graph=ip_graph, ef=200).build(vectors, np.arange(3000) + 10)
-        assert len(index.range_edges_) == 2
-        top, _ = index.query(queries[:1], 1)
-        index.mark_deleted(top[0])
-        assert top[0, 0] not in index.query(queries[:1], 5)[0][0]
-        new = np.vstack([queries[:1] * 0.001, queries[1:2] * 100]).astype(np.float32)  # shortest, longest
-        index.add_items(new, [1, 2])
-        assert index.query(queries[1:2], 1)[0][0, 0] == 2
-        assert len(index) == 3001
-        path = index.save(tmp_path / f"ranges_{ip_graph}.npz")
-        for other in (HNSWIndex.load(path), pickle.loads(pickle.dumps(index))):
-            np.testing.assert_array_equal(index.query(queries, 10)[0], other.query(queries, 10)[0])
-            np.testing.assert_array_equal(other.range_edges_, index.range_edges_)
-    with pytest.raises(ValueError, match="norm_ranges"):
-        HNSWIndex("ip", norm_ranges=0)
+def test_hnsw_recall_on_gowalla_als_factors_with_default_parameters():
+    from .conftest import shared_data
 
-
-def test_single_graph_file_of_the_first_format_loads(tmp_path):
-    rng = np.random.default_rng(10)
-    vectors, queries = clustered(rng, 500, 8), clustered(rng, 20, 8)
-    index = HNSWIndex("ip", norm_ranges=1).build(vectors)
-    path = index.save(tmp_path / "new.npz")
-    with np.load(path, allow_pickle=False) as f:
-        arrays = {name: f[name] for name in f.files}
-    params = arrays.pop("__params__")
-    import json
-
-    old_params = {k: v for k, v in json.loads(str(params)).items() if k != "norm_ranges"}
-    arrays["graph"] = arrays.pop("graph_0")
-    arrays["max_norm"] = np.array(float(np.linalg.norm(vectors, axis=1).max()))
-    del arrays["range_edges"], arrays["range_max_norm"]
-    old = tmp_path / "old.npz"
-    np.savez(old, __params__=np.array(json.dumps(old_params)), **arrays)
-    np.testing.assert_array_equal(HNSWIndex.load(old).query(queries, 5)[0], index.query(queries, 5)[0])
+    folder = shared_data("gowalla-lightgcn")
+    train = rf.datasets.read_implicit_lists(folder / "train.txt")
+    model = rf.ALS(factors=64, iterations=15, random_state=0).fit(train, show_progress=False)
+    users = np.random.default_rng(0).choice(train.n_users, size=500, replace=False)
+    queries = model.user_factors_[users]
+    index = HNSWIndex("ip").build(model.item_factors_)
+    # norms spanning orders of magnitude: the probe must pick the insertion by norm
+    assert index.insert_order_ == "norm"
+    assert recall_vs_exact(index, queries, 10) >= 0.95
+    assert recall_vs_exact(index, queries, 10, exclude=train.matrix.tocsr()[users]) >= 0.95
