@@ -374,11 +374,15 @@ class _VectorIndex:
             if len(exclude) != n_queries:
                 raise ValueError(f"exclude has {len(exclude)} lists but there are {n_queries} queries")
             lists = [np.asarray(x, dtype=np.int64).ravel() for x in exclude]
-        rows = [self._rows(x, skip_unknown=True) for x in lists]
-        indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
-        indices = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
+        # sorted, duplicate-free rows built here, so the CSR needs no canonicalising pass (this
+        # runs once per single-user query: it has to stay cheap)
+        rows = [np.unique(self._rows(x, skip_unknown=True)) for x in lists]
+        indptr = np.zeros(n_queries + 1, dtype=np.int64)
+        np.cumsum([len(r) for r in rows], out=indptr[1:])
+        indices = np.concatenate(rows).astype(np.int32) if rows else np.empty(0, dtype=np.int32)
         out = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(n_queries, n))
-        out.sum_duplicates()
+        out.has_sorted_indices = True
+        out.has_canonical_format = True
         return out
 
     def _exact_vectors(self) -> tuple[np.ndarray, Any]:
