@@ -17,6 +17,37 @@ namespace {
 
 inline double discount(int64_t rank) { return 1.0 / std::log2(2.0 + static_cast<double>(rank)); }
 
+// 1 / (1 + exp(x)) from a table with linear interpolation on [-kSigRange, kSigRange]
+// (absolute error below 1e-6), exact outside it.
+constexpr double kSigRange = 16.0;
+constexpr int kSigSteps = 4096;
+const std::vector<double>& sigmoid_table() {
+    static const std::vector<double> table = [] {
+        std::vector<double> t(kSigSteps + 2);
+        for (int i = 0; i <= kSigSteps + 1; ++i) {
+            const double x = -kSigRange + 2.0 * kSigRange * i / kSigSteps;
+            t[i] = 1.0 / (1.0 + std::exp(x));
+        }
+        return t;
+    }();
+    return table;
+}
+inline double logistic_tail(double x, const double* table) {
+    if (x <= -kSigRange || x >= kSigRange) return 1.0 / (1.0 + std::exp(x));
+    const double pos = (x + kSigRange) * (kSigSteps / (2.0 * kSigRange));
+    const int i = static_cast<int>(pos);
+    const double f = pos - i;
+    return table[i] + f * (table[i + 1] - table[i]);
+}
+
+// Per-worker discounts 1 / log2(2 + rank), grown on demand.
+void ensure_discounts(std::vector<double>& d, int64_t n) {
+    const int64_t have = static_cast<int64_t>(d.size());
+    if (have >= n) return;
+    d.resize(static_cast<size_t>(n));
+    for (int64_t i = have; i < n; ++i) d[i] = discount(i);
+}
+
 inline uint64_t mix64(uint64_t x) {
     x += 0x9E3779B97F4A7C15ull;
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -51,7 +82,11 @@ int label_index(float y, size_t n_gains) {
 // the weighted pairs at `cur` to *loss when loss is not null.
 void lambdarank_query(const double* ref, const double* cur, const float* y, int64_t n, const ObjectiveParams& p,
                       const std::vector<double>& gains, bool ndcg_weights, float* gh, double* loss,
-                      std::vector<int64_t>& order, std::vector<double>& lam, std::vector<double>& hes) {
+                      std::vector<int64_t>& order, std::vector<double>& lam, std::vector<double>& hes,
+                      std::vector<double>& disc) {
+    ensure_discounts(disc, n);
+    const double* table = sigmoid_table().data();
+    const bool same = ref == cur && loss == nullptr;
     lam.assign(static_cast<size_t>(n), 0.0);
     hes.assign(static_cast<size_t>(n), 0.0);
     std::vector<int> lab(static_cast<size_t>(n));
@@ -62,7 +97,7 @@ void lambdarank_query(const double* ref, const double* cur, const float* y, int6
         std::sort(sorted.begin(), sorted.end(), std::greater<int>());
         double max_dcg = 0.0;
         const int64_t top = std::min<int64_t>(n, p.truncation_level);
-        for (int64_t i = 0; i < top; ++i) max_dcg += gains[sorted[i]] * discount(i);
+        for (int64_t i = 0; i < top; ++i) max_dcg += gains[sorted[i]] * disc[i];
         if (max_dcg <= 0.0) {
             for (int64_t i = 0; i < n; ++i) {
                 if (gh) gh[2 * i] = gh[2 * i + 1] = 0.0f;
@@ -88,13 +123,13 @@ void lambdarank_query(const double* ref, const double* cur, const float* y, int6
             double w = 1.0;
             if (ndcg_weights) {
                 const double gap = gains[lab[high]] - gains[lab[low]];
-                w = gap * std::fabs(discount(high_rank) - discount(low_rank)) * inv_max_dcg;
+                w = gap * std::fabs(disc[high_rank] - disc[low_rank]) * inv_max_dcg;
                 if (norm && best != worst) w /= 0.01 + std::fabs(ref[high] - ref[low]);
             }
             const double d_ref = ref[high] - ref[low];
             const double d = cur[high] - cur[low];
-            const double p_ref = 1.0 / (1.0 + std::exp(sigma * d_ref));
-            const double pc = 1.0 / (1.0 + std::exp(sigma * d));
+            const double p_ref = logistic_tail(sigma * d_ref, table);
+            const double pc = same ? p_ref : logistic_tail(sigma * d, table);
             const double lambda = -sigma * w * pc;
             const double hess = sigma * sigma * w * pc * (1.0 - pc);
             lam[low] -= lambda;
@@ -182,7 +217,7 @@ void gradients(Objective objective, const double* scores, const float* labels, i
     const std::vector<double> gains = gain_table(params);
     const int workers = planned_workers(n_groups, n_threads, 8);
     std::vector<std::vector<int64_t>> orders(workers);
-    std::vector<std::vector<double>> lams(workers), hess(workers);
+    std::vector<std::vector<double>> lams(workers), hess(workers), discs(workers);
     parallel_for(0, n_groups, n_threads, [&](int64_t q, int w) {
         const int64_t lo = group_offsets[q], n = group_offsets[q + 1] - lo;
         if (n == 0) return;
@@ -192,7 +227,7 @@ void gradients(Objective objective, const double* scores, const float* labels, i
             xendcg_query(scores + lo, labels + lo, n, stream, g, nullptr);
         } else {
             lambdarank_query(scores + lo, scores + lo, labels + lo, n, params, gains,
-                             objective == Objective::LambdaRank, g, nullptr, orders[w], lams[w], hess[w]);
+                             objective == Objective::LambdaRank, g, nullptr, orders[w], lams[w], hess[w], discs[w]);
         }
     }, 8);
 }
@@ -218,7 +253,7 @@ double objective_loss(Objective objective, const double* scores, const float* la
     check_groups(group_offsets, n_groups, n_rows);
     const std::vector<double> gains = gain_table(params);
     std::vector<int64_t> order;
-    std::vector<double> lam, hes;
+    std::vector<double> lam, hes, disc;
     for (int64_t q = 0; q < n_groups; ++q) {
         const int64_t lo = group_offsets[q], n = group_offsets[q + 1] - lo;
         if (n == 0) continue;
@@ -228,7 +263,7 @@ double objective_loss(Objective objective, const double* scores, const float* la
         } else {
             const double* ref = fixed_weights_from ? fixed_weights_from + lo : scores + lo;
             lambdarank_query(ref, scores + lo, labels + lo, n, params, gains, objective == Objective::LambdaRank,
-                             nullptr, &total, order, lam, hes);
+                             nullptr, &total, order, lam, hes, disc);
         }
     }
     return total;

@@ -15,12 +15,15 @@ Queries are given LightGBM's way, ``fit(X, y, group=sizes)``, or as one query id
 
 from ._base import Ranker, group_offsets
 from ._gbdt import OBJECTIVES, LambdaMART
+from ._linear import LINEAR_LOSSES, LinearRanker
 from ._io import read_lightgbm_ranking, read_query_file, read_svmlight
 
 __all__ = [
     "Ranker",
     "LambdaMART",
     "OBJECTIVES",
+    "LinearRanker",
+    "LINEAR_LOSSES",
     "group_offsets",
     "read_svmlight",
     "read_query_file",
