@@ -106,7 +106,7 @@ def test_binning_quantiles_and_missing_bin():
     # a bin holds exactly the values between its edges
     for f in (0, 1):
         e = upper[offsets[f] : offsets[f + 1]]
-        b = bins[:, f]
+        b = bins[:, f].astype(np.int64)
         assert np.all(X[:, f] <= e[b])
         assert np.all((b == 0) | (X[:, f] > e[np.maximum(b - 1, 0)]))
 

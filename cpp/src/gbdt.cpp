@@ -133,8 +133,7 @@ public:
         int n_leaves = 1;
         if (L > 1 && can_split(0)) {
             hist_[0] = acquire();
-            build(0, buffer(hist_[0]));
-            find_best(0);
+            histograms_and_splits(0, hist_[0], true, -1, -1);
         }
         while (n_leaves < L) {
             int leaf = -1;
@@ -185,14 +184,15 @@ private:
     }
     HBin* buffer(int b) { return pool_[b].data(); }
 
-    void accumulate(const int32_t* r, int64_t n, HBin* out) const {
+    // Histograms of features [f0, f1) of the rows r[0..n).
+    void accumulate(const int32_t* r, int64_t n, int64_t f0, int64_t f1, HBin* out) const {
         const int64_t F = d_.n_features;
         const int64_t* off = hoff_.data();
         for (int64_t i = 0; i < n; ++i) {
             const int64_t row = r[i];
             const uint8_t* b = d_.bins + row * F;
             const double g = gh_[2 * row], h = gh_[2 * row + 1];
-            for (int64_t f = 0; f < F; ++f) {
+            for (int64_t f = f0; f < f1; ++f) {
                 HBin& e = out[off[f] + b[f]];
                 e.g += g;
                 e.h += h;
@@ -201,48 +201,19 @@ private:
         }
     }
 
-    void build(int leaf, HBin* out) {
-        const int64_t n = count_[leaf];
-        const int32_t* r = idx_.data() + begin_[leaf];
-        std::fill(out, out + total_bins_, HBin{0, 0, 0});
-        const int64_t work = n * d_.n_features;
-        int blocks = static_cast<int>(std::min<int64_t>(threads_, std::max<int64_t>(1, work / (1 << 16))));
-        if (blocks <= 1) {
-            accumulate(r, n, out);
-            return;
-        }
-        if (static_cast<int>(scratch_.size()) < blocks) scratch_.resize(blocks);
-        const int64_t per = (n + blocks - 1) / blocks;
-        parallel_for(0, blocks, blocks, [&](int64_t b, int) {
-            std::vector<HBin>& s = scratch_[b];
-            s.assign(static_cast<size_t>(total_bins_), HBin{0, 0, 0});
-            const int64_t lo = b * per, hi = std::min(n, lo + per);
-            if (lo < hi) accumulate(r + lo, hi - lo, s.data());
-        });
-        for (int b = 0; b < blocks; ++b) {
-            const HBin* s = scratch_[b].data();
-            for (int64_t j = 0; j < total_bins_; ++j) {
-                out[j].g += s[j].g;
-                out[j].h += s[j].h;
-                out[j].c += s[j].c;
-            }
-        }
-    }
-
-    void find_best(int leaf) {
-        SplitInfo best;
-        const HBin* hist = buffer(hist_[leaf]);
+    // Best split of one feature from its histogram; updates `best` when it gains more.
+    void scan_feature(const HBin* hist, int64_t f, int leaf, SplitInfo& best) const {
         const double G = sum_g_[leaf], H = sum_h_[leaf], C = static_cast<double>(count_[leaf]);
         const double parent_gain = leaf_gain(G, H, p_);
         const double min_data = static_cast<double>(std::max<int64_t>(1, p_.min_data_in_leaf));
         const double min_h = p_.min_sum_hessian;
-        auto consider = [&](int32_t f, int32_t t, bool dl, double lg, double lh, double lc) {
-            const double rc = C - lc, rh = H - lh, rg = G - lg;
-            if (lc < min_data || rc < min_data || lh < min_h || rh < min_h) return;
-            const double gain = leaf_gain(lg, lh, p_) + leaf_gain(rg, rh, p_) - parent_gain;
-            if (gain > best.gain) {
+        auto consider = [&](int32_t t, bool dl, double lg, double lh, double lc) {
+            const double rh = H - lh;
+            if (lh < min_h || rh < min_h) return;
+            const double gain = leaf_gain(lg, lh, p_) + leaf_gain(G - lg, rh, p_) - parent_gain;
+            if (gain > best.gain || (gain == best.gain && f < best.feature)) {
                 best.gain = gain;
-                best.feature = f;
+                best.feature = static_cast<int32_t>(f);
                 best.bin = t;
                 best.default_left = dl;
                 best.lg = lg;
@@ -250,37 +221,77 @@ private:
                 best.lc = lc;
             }
         };
-        for (int64_t f = 0; f < d_.n_features; ++f) {
-            if (mask_ && !mask_[f]) continue;
-            const int nb = d_.n_bins(f);
-            const HBin* hb = hist + hoff_[f];
-            const bool miss = d_.has_missing[f] && hb[nb].c > 0;
-            const float* up = d_.upper + d_.offsets[f];
-            // Missing values (if any) to the right.
-            double lg = 0, lh = 0, lc = 0;
-            const int last = miss ? nb : nb - 1;
-            for (int t = 0; t < last; ++t) {
+        const int nb = d_.n_bins(f);
+        const HBin* hb = hist + hoff_[f];
+        const bool miss = d_.has_missing[f] && hb[nb].c > 0;
+        const float* up = d_.upper + d_.offsets[f];
+        // Missing values (if any) to the right.
+        double lg = 0, lh = 0, lc = 0;
+        const int last = miss ? nb : nb - 1;
+        for (int t = 0; t < last; ++t) {
+            if (hb[t].c == 0 && t + 1 < nb) continue;  // same partition as the previous bin
+            lg += hb[t].g;
+            lh += hb[t].h;
+            lc += hb[t].c;
+            if (lc < min_data) continue;
+            if (C - lc < min_data) break;
+            consider(t, miss ? false : (0.0f <= up[t]), lg, lh, lc);
+        }
+        if (miss) {
+            lg = hb[nb].g;
+            lh = hb[nb].h;
+            lc = hb[nb].c;
+            for (int t = 0; t < nb - 1; ++t) {
+                if (hb[t].c == 0) continue;
                 lg += hb[t].g;
                 lh += hb[t].h;
                 lc += hb[t].c;
-                if (hb[t].c == 0 && t + 1 < nb) continue;  // same partition as the previous bin
-                const bool dl = miss ? false : (0.0f <= up[t]);
-                consider(static_cast<int32_t>(f), t, dl, lg, lh, lc);
-            }
-            if (miss) {
-                lg = hb[nb].g;
-                lh = hb[nb].h;
-                lc = hb[nb].c;
-                for (int t = 0; t < nb - 1; ++t) {
-                    lg += hb[t].g;
-                    lh += hb[t].h;
-                    lc += hb[t].c;
-                    if (hb[t].c == 0) continue;
-                    consider(static_cast<int32_t>(f), t, true, lg, lh, lc);
-                }
+                if (lc < min_data) continue;
+                if (C - lc < min_data) break;
+                consider(t, true, lg, lh, lc);
             }
         }
-        best_[leaf] = best;
+    }
+
+    // One pass over the features, in parallel over feature blocks: the histogram of `small`
+    // (built from its rows into small_buf), the histogram of `large` (parent_buf minus
+    // small_buf, when large >= 0 and it may split) and the best splits of both.
+    void histograms_and_splits(int small, int small_buf, bool split_small, int large, int parent_buf) {
+        const int64_t F = d_.n_features;
+        const int64_t n = count_[small];
+        const int32_t* r = idx_.data() + begin_[small];
+        HBin* S = buffer(small_buf);
+        HBin* P = large >= 0 ? buffer(parent_buf) : nullptr;
+        const int64_t work = n * F + (large >= 0 ? total_bins_ : 0);
+        const int workers = work >= (1 << 15) ? threads_ : 1;
+        const int64_t block = std::max<int64_t>(1, (F + 4 * workers - 1) / (4 * workers));
+        const int64_t n_blocks = (F + block - 1) / block;
+        std::vector<SplitInfo> best_s(static_cast<size_t>(workers)), best_l(static_cast<size_t>(workers));
+        parallel_for(0, n_blocks, workers, [&](int64_t blk, int w) {
+            const int64_t f0 = blk * block, f1 = std::min(F, f0 + block);
+            std::fill(S + hoff_[f0], S + hoff_[f1], HBin{0, 0, 0});
+            accumulate(r, n, f0, f1, S);
+            if (P) {
+                for (int64_t j = hoff_[f0]; j < hoff_[f1]; ++j) {
+                    P[j].g -= S[j].g;
+                    P[j].h -= S[j].h;
+                    P[j].c -= S[j].c;
+                }
+            }
+            for (int64_t f = f0; f < f1; ++f) {
+                if (mask_ && !mask_[f]) continue;
+                if (split_small) scan_feature(S, f, small, best_s[w]);
+                if (P) scan_feature(P, f, large, best_l[w]);
+            }
+        });
+        auto merge = [](const std::vector<SplitInfo>& v) {
+            SplitInfo b;
+            for (const SplitInfo& s : v)
+                if (s.feature >= 0 && (s.gain > b.gain || (s.gain == b.gain && s.feature < b.feature))) b = s;
+            return b;
+        };
+        if (split_small) best_[small] = merge(best_s);
+        if (P) best_[large] = merge(best_l);
     }
 
     void split(Tree& tree, int leaf, int new_leaf) {
@@ -349,23 +360,14 @@ private:
             return;
         }
         const int sb = acquire();
-        build(small, buffer(sb));
+        histograms_and_splits(small, sb, split_small, split_large ? large : -1, parent_buf);
         if (split_large) {
-            HBin* P = buffer(parent_buf);
-            const HBin* S = buffer(sb);
-            for (int64_t j = 0; j < total_bins_; ++j) {
-                P[j].g -= S[j].g;
-                P[j].h -= S[j].h;
-                P[j].c -= S[j].c;
-            }
             hist_[large] = parent_buf;
-            find_best(large);
         } else {
             release(parent_buf);
         }
         if (split_small) {
             hist_[small] = sb;
-            find_best(small);
         } else {
             release(sb);
         }
@@ -387,7 +389,6 @@ private:
     std::vector<int> hist_;
     std::vector<std::vector<HBin>> pool_;
     std::vector<int> free_;
-    std::vector<std::vector<HBin>> scratch_;
 };
 
 void check_params(const TreeParams& p) {
