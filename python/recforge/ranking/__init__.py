@@ -14,6 +14,7 @@ Queries are given LightGBM's way, ``fit(X, y, group=sizes)``, or as one query id
 """
 
 from ._base import Ranker, group_offsets
+from ._candidates import CandidateSet, Reranker, candidates, pair_features
 from ._gbdt import OBJECTIVES, LambdaMART
 from ._linear import LINEAR_LOSSES, LinearRanker
 from ._io import read_lightgbm_ranking, read_query_file, read_svmlight
@@ -25,6 +26,10 @@ __all__ = [
     "LinearRanker",
     "LINEAR_LOSSES",
     "group_offsets",
+    "candidates",
+    "pair_features",
+    "CandidateSet",
+    "Reranker",
     "read_svmlight",
     "read_query_file",
     "read_lightgbm_ranking",
