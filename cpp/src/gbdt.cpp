@@ -3,7 +3,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <atomic>
+#include <condition_variable>
 #include <cstring>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -67,6 +73,105 @@ std::vector<float> feature_edges(std::vector<float>& v, int max_bin, int min_dat
     return edges;
 }
 
+// A team of threads kept for the growth of one tree, so that the many short parallel passes
+// of a tree (one per split) do not each pay for starting threads. run(n, fn) calls fn(i, w)
+// for i in [0, n) with workers taking indices from an atomic counter, like parallel_for; the
+// first exception thrown by any worker is rethrown in the caller once all are done. Workers
+// spin briefly for the next pass, then sleep on a condition variable.
+class Team {
+public:
+    explicit Team(int n_threads) : n_(std::max(1, n_threads)) {
+        for (int w = 1; w < n_; ++w) threads_.emplace_back([this, w] { loop(w); });
+    }
+    ~Team() {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            stop_ = true;
+            generation_.fetch_add(1, std::memory_order_release);
+        }
+        cv_.notify_all();
+        for (auto& t : threads_) t.join();
+    }
+    int size() const { return n_; }
+
+    template <class Fn>
+    void run(int64_t n_items, int workers, Fn&& fn) {
+        if (n_items <= 0) return;
+        workers = std::min<int64_t>(std::min(workers, n_), n_items);
+        if (workers <= 1) {
+            for (int64_t i = 0; i < n_items; ++i) fn(i, 0);
+            return;
+        }
+        std::function<void(int64_t, int)> job = std::forward<Fn>(fn);
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            job_ = &job;
+            n_items_ = n_items;
+            active_ = workers;
+            next_.store(0, std::memory_order_relaxed);
+            failed_.store(false, std::memory_order_relaxed);
+            error_ = nullptr;
+            pending_.store(workers - 1, std::memory_order_relaxed);
+            generation_.fetch_add(1, std::memory_order_release);
+        }
+        cv_.notify_all();
+        work(0);
+        while (pending_.load(std::memory_order_acquire) > 0) std::this_thread::yield();
+        job_ = nullptr;
+        if (error_) std::rethrow_exception(error_);
+    }
+
+private:
+    void work(int w) {
+        try {
+            while (!failed_.load(std::memory_order_relaxed)) {
+                const int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
+                if (i >= n_items_) break;
+                (*job_)(i, w);
+            }
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(error_mutex_);
+            if (!error_) error_ = std::current_exception();
+            failed_.store(true);
+        }
+    }
+    void loop(int w) {
+        uint64_t seen = 0;
+        for (;;) {
+            uint64_t g = generation_.load(std::memory_order_acquire);
+            for (int spin = 0; g == seen && spin < 4000; ++spin) {
+                std::this_thread::yield();
+                g = generation_.load(std::memory_order_acquire);
+            }
+            if (g == seen) {
+                std::unique_lock<std::mutex> lock(mutex_);
+                cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+                g = generation_.load(std::memory_order_acquire);
+            }
+            seen = g;
+            if (stop_) return;
+            if (w < active_) {
+                work(w);
+                pending_.fetch_sub(1, std::memory_order_acq_rel);
+            }
+        }
+    }
+
+    int n_;
+    std::vector<std::thread> threads_;
+    std::mutex mutex_, error_mutex_;
+    std::condition_variable cv_;
+    std::atomic<uint64_t> generation_{0};
+    std::atomic<int64_t> next_{0};
+    std::atomic<int> pending_{0};
+    std::atomic<bool> failed_{false};
+    bool stop_ = false;
+    int active_ = 0;
+    int64_t n_items_ = 0;
+    std::function<void(int64_t, int)>* job_ = nullptr;
+    std::exception_ptr error_;
+};
+
 struct HBin {
     double g, h, c;
 };
@@ -96,7 +201,7 @@ inline double leaf_output(double g, double h, const TreeParams& p) {
 class Grower {
 public:
     Grower(const Binned& d, const float* gh, const uint8_t* mask, const TreeParams& p, int n_threads)
-        : d_(d), gh_(gh), mask_(mask), p_(p), threads_(resolve_threads(n_threads)) {
+        : d_(d), gh_(gh), mask_(mask), p_(p), threads_(resolve_threads(n_threads)), team_(threads_) {
         const int64_t F = d.n_features;
         hoff_.resize(static_cast<size_t>(F + 1), 0);
         for (int64_t f = 0; f < F; ++f) hoff_[f + 1] = hoff_[f] + d.n_bins(f) + (d.has_missing[f] ? 1 : 0);
@@ -263,11 +368,11 @@ private:
         HBin* S = buffer(small_buf);
         HBin* P = large >= 0 ? buffer(parent_buf) : nullptr;
         const int64_t work = n * F + (large >= 0 ? total_bins_ : 0);
-        const int workers = work >= (1 << 15) ? threads_ : 1;
+        const int workers = work >= (1 << 13) ? threads_ : 1;
         const int64_t block = std::max<int64_t>(1, (F + 4 * workers - 1) / (4 * workers));
         const int64_t n_blocks = (F + block - 1) / block;
         std::vector<SplitInfo> best_s(static_cast<size_t>(workers)), best_l(static_cast<size_t>(workers));
-        parallel_for(0, n_blocks, workers, [&](int64_t blk, int w) {
+        team_.run(n_blocks, workers, [&](int64_t blk, int w) {
             const int64_t f0 = blk * block, f1 = std::min(F, f0 + block);
             std::fill(S + hoff_[f0], S + hoff_[f1], HBin{0, 0, 0});
             accumulate(r, n, f0, f1, S);
@@ -378,6 +483,7 @@ private:
     const uint8_t* mask_;
     const TreeParams& p_;
     int threads_;
+    Team team_;
     std::vector<int64_t> hoff_;
     int64_t total_bins_ = 0;
     std::vector<int32_t> idx_, tmp_;
