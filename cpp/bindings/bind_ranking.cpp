@@ -213,7 +213,7 @@ void bind_ranking(py::module_& m) {
            const CArray<uint8_t>& has_missing, const CArray<float>& grad_hess, const std::optional<CArray<int32_t>>& rows,
            const std::optional<CArray<uint8_t>>& feature_mask, std::optional<CArray<double>> scores, int num_leaves,
            int max_depth, int64_t min_data_in_leaf, double min_sum_hessian, double lambda_l1, double lambda_l2,
-           double min_gain_to_split, double learning_rate, int n_threads) {
+           double min_gain_to_split, double learning_rate, bool counts_from_hessian, int n_threads) {
             const gbdt::Binned d = binned(bins, upper, offsets, has_missing);
             require_ndim(grad_hess, 2, "grad_hess");
             if (grad_hess.shape(0) != d.n_rows || grad_hess.shape(1) != 2)
@@ -233,6 +233,7 @@ void bind_ranking(py::module_& m) {
             p.lambda_l2 = lambda_l2;
             p.min_gain_to_split = min_gain_to_split;
             p.learning_rate = learning_rate;
+            p.counts_from_hessian = counts_from_hessian;
             gbdt::Tree t;
             {
                 py::gil_scoped_release release;
@@ -246,7 +247,8 @@ void bind_ranking(py::module_& m) {
         py::arg("feature_mask").noconvert() = py::none(), py::arg("scores").noconvert() = py::none(),
         py::arg("num_leaves") = 31, py::arg("max_depth") = -1, py::arg("min_data_in_leaf") = 20,
         py::arg("min_sum_hessian") = 1e-3, py::arg("lambda_l1") = 0.0, py::arg("lambda_l2") = 0.0,
-        py::arg("min_gain_to_split") = 0.0, py::arg("learning_rate") = 0.1, py::arg("n_threads") = 0,
+        py::arg("min_gain_to_split") = 0.0, py::arg("learning_rate") = 0.1, py::arg("counts_from_hessian") = false,
+        py::arg("n_threads") = 0,
         "Grows one leaf-wise tree; adds its outputs to `scores` for the rows it was grown on; returns its arrays.");
 
     m.def(

@@ -206,6 +206,13 @@ public:
         hoff_.resize(static_cast<size_t>(F + 1), 0);
         for (int64_t f = 0; f < F; ++f) hoff_[f + 1] = hoff_[f] + d.n_bins(f) + (d.has_missing[f] ? 1 : 0);
         total_bins_ = hoff_[F];
+        // Features that can split at all (more than one bin, allowed by the mask): the others
+        // get no histogram.
+        for (int64_t f = 0; f < F; ++f) {
+            if (hoff_[f + 1] - hoff_[f] >= 2 && (!mask || mask[f])) active_.push_back(static_cast<int32_t>(f));
+        }
+        active_off_.resize(active_.size());
+        for (size_t k = 0; k < active_.size(); ++k) active_off_[k] = hoff_[active_[k]];
     }
 
     Tree grow(const int32_t* rows, int64_t n_in, double* scores) {
@@ -289,16 +296,17 @@ private:
     }
     HBin* buffer(int b) { return pool_[b].data(); }
 
-    // Histograms of features [f0, f1) of the rows r[0..n).
-    void accumulate(const int32_t* r, int64_t n, int64_t f0, int64_t f1, HBin* out) const {
+    // Histograms of the active features [k0, k1) of the rows r[0..n).
+    void accumulate(const int32_t* r, int64_t n, int64_t k0, int64_t k1, HBin* out) const {
         const int64_t F = d_.n_features;
-        const int64_t* off = hoff_.data();
+        const int64_t* off = active_off_.data();
+        const int32_t* feat = active_.data();
         for (int64_t i = 0; i < n; ++i) {
             const int64_t row = r[i];
             const uint8_t* b = d_.bins + row * F;
             const double g = gh_[2 * row], h = gh_[2 * row + 1];
-            for (int64_t f = f0; f < f1; ++f) {
-                HBin& e = out[off[f] + b[f]];
+            for (int64_t k = k0; k < k1; ++k) {
+                HBin& e = out[off[k] + b[feat[k]]];
                 e.g += g;
                 e.h += h;
                 e.c += 1.0;
@@ -312,6 +320,9 @@ private:
         const double parent_gain = leaf_gain(G, H, p_);
         const double min_data = static_cast<double>(std::max<int64_t>(1, p_.min_data_in_leaf));
         const double min_h = p_.min_sum_hessian;
+        const bool est = p_.counts_from_hessian;
+        const double cnt_factor = H > 0 ? C / H : 0.0;
+        auto count_of = [&](const HBin& b) { return est ? std::round(b.h * cnt_factor) : b.c; };
         auto consider = [&](int32_t t, bool dl, double lg, double lh, double lc) {
             const double rh = H - lh;
             if (lh < min_h || rh < min_h) return;
@@ -337,7 +348,7 @@ private:
             if (hb[t].c == 0 && t + 1 < nb) continue;  // same partition as the previous bin
             lg += hb[t].g;
             lh += hb[t].h;
-            lc += hb[t].c;
+            lc += count_of(hb[t]);
             if (lc < min_data) continue;
             if (C - lc < min_data) break;
             consider(t, miss ? false : (0.0f <= up[t]), lg, lh, lc);
@@ -345,12 +356,12 @@ private:
         if (miss) {
             lg = hb[nb].g;
             lh = hb[nb].h;
-            lc = hb[nb].c;
+            lc = count_of(hb[nb]);
             for (int t = 0; t < nb - 1; ++t) {
                 if (hb[t].c == 0) continue;
                 lg += hb[t].g;
                 lh += hb[t].h;
-                lc += hb[t].c;
+                lc += count_of(hb[t]);
                 if (lc < min_data) continue;
                 if (C - lc < min_data) break;
                 consider(t, true, lg, lh, lc);
@@ -362,29 +373,32 @@ private:
     // (built from its rows into small_buf), the histogram of `large` (parent_buf minus
     // small_buf, when large >= 0 and it may split) and the best splits of both.
     void histograms_and_splits(int small, int small_buf, bool split_small, int large, int parent_buf) {
-        const int64_t F = d_.n_features;
+        const int64_t A = static_cast<int64_t>(active_.size());
         const int64_t n = count_[small];
         const int32_t* r = idx_.data() + begin_[small];
         HBin* S = buffer(small_buf);
         HBin* P = large >= 0 ? buffer(parent_buf) : nullptr;
-        const int64_t work = n * F + (large >= 0 ? total_bins_ : 0);
+        const int64_t work = n * A + (large >= 0 ? total_bins_ : 0);
         const int workers = work >= (1 << 13) ? threads_ : 1;
-        const int64_t block = std::max<int64_t>(1, (F + 4 * workers - 1) / (4 * workers));
-        const int64_t n_blocks = (F + block - 1) / block;
+        const int64_t block = std::max<int64_t>(1, (A + 4 * workers - 1) / (4 * workers));
+        const int64_t n_blocks = (A + block - 1) / block;
         std::vector<SplitInfo> best_s(static_cast<size_t>(workers)), best_l(static_cast<size_t>(workers));
         team_.run(n_blocks, workers, [&](int64_t blk, int w) {
-            const int64_t f0 = blk * block, f1 = std::min(F, f0 + block);
-            std::fill(S + hoff_[f0], S + hoff_[f1], HBin{0, 0, 0});
-            accumulate(r, n, f0, f1, S);
-            if (P) {
-                for (int64_t j = hoff_[f0]; j < hoff_[f1]; ++j) {
-                    P[j].g -= S[j].g;
-                    P[j].h -= S[j].h;
-                    P[j].c -= S[j].c;
-                }
+            const int64_t k0 = blk * block, k1 = std::min(A, k0 + block);
+            for (int64_t k = k0; k < k1; ++k) {
+                const int64_t f = active_[k];
+                std::fill(S + hoff_[f], S + hoff_[f + 1], HBin{0, 0, 0});
             }
-            for (int64_t f = f0; f < f1; ++f) {
-                if (mask_ && !mask_[f]) continue;
+            accumulate(r, n, k0, k1, S);
+            for (int64_t k = k0; k < k1; ++k) {
+                const int64_t f = active_[k];
+                if (P) {
+                    for (int64_t j = hoff_[f]; j < hoff_[f + 1]; ++j) {
+                        P[j].g -= S[j].g;
+                        P[j].h -= S[j].h;
+                        P[j].c -= S[j].c;
+                    }
+                }
                 if (split_small) scan_feature(S, f, small, best_s[w]);
                 if (P) scan_feature(P, f, large, best_l[w]);
             }
@@ -485,6 +499,8 @@ private:
     int threads_;
     Team team_;
     std::vector<int64_t> hoff_;
+    std::vector<int32_t> active_;
+    std::vector<int64_t> active_off_;
     int64_t total_bins_ = 0;
     std::vector<int32_t> idx_, tmp_;
     std::vector<int64_t> begin_, count_;

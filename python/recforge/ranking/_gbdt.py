@@ -85,6 +85,7 @@ class LambdaMART(Ranker):
         lambda_l1: float = 0.0,
         lambda_l2: float = 0.0,
         min_gain_to_split: float = 0.0,
+        counts_from_hessian: bool = False,
         subsample: float = 1.0,
         subsample_freq: int = 1,
         colsample_bytree: float = 1.0,
@@ -113,6 +114,7 @@ class LambdaMART(Ranker):
         self.lambda_l1 = lambda_l1
         self.lambda_l2 = lambda_l2
         self.min_gain_to_split = min_gain_to_split
+        self.counts_from_hessian = counts_from_hessian
         self.subsample = subsample
         self.subsample_freq = subsample_freq
         self.colsample_bytree = colsample_bytree
@@ -270,7 +272,7 @@ class LambdaMART(Ranker):
                 tree = _core.ranking.grow_tree(
                     bins, upper, boff, miss, gh, rows, mask, scores, c["num_leaves"], c["max_depth"],
                     c["min_data_in_leaf"], c["min_sum_hessian"], c["lambda_l1"], c["lambda_l2"],
-                    c["min_gain_to_split"], c["learning_rate"], threads,
+                    c["min_gain_to_split"], c["learning_rate"], bool(self.counts_from_hessian), threads,
                 )
                 if oob is not None and oob.size:
                     _core.ranking.add_tree_binned(tree, bins, upper, boff, miss, oob, scores, threads)

@@ -68,6 +68,9 @@ struct TreeParams {
     double lambda_l2 = 0.0;
     double min_gain_to_split = 0.0;
     double learning_rate = 0.1;  // leaf values are multiplied by it
+    // min_data_in_leaf on row counts estimated from hessians, count ~ hessian * n / H of the
+    // leaf, as LightGBM does (its histograms hold no counts); false: exact counts.
+    bool counts_from_hessian = false;
 };
 
 // One tree. Internal node i splits feature[i] at threshold_bin[i] (raw value threshold[i]):
