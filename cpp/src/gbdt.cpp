@@ -201,11 +201,15 @@ inline double leaf_output(double g, double h, const TreeParams& p) {
 class Grower {
 public:
     Grower(const Binned& d, const float* gh, const uint8_t* mask, const TreeParams& p, int n_threads)
-        : d_(d), gh_(gh), mask_(mask), p_(p), threads_(resolve_threads(n_threads)), team_(threads_) {
+        : d_(d), gh_(gh), mask_(mask), p_(p), threads_(resolve_threads(n_threads)), team_(threads_),
+          pool_(cached_pool()) {
         const int64_t F = d.n_features;
         hoff_.resize(static_cast<size_t>(F + 1), 0);
         for (int64_t f = 0; f < F; ++f) hoff_[f + 1] = hoff_[f] + d.n_bins(f) + (d.has_missing[f] ? 1 : 0);
         total_bins_ = hoff_[F];
+        for (auto& b : pool_) b.resize(static_cast<size_t>(total_bins_));
+        if (pool_.size() > 64) pool_.resize(64);
+        for (int i = static_cast<int>(pool_.size()) - 1; i >= 0; --i) free_.push_back(i);
         // Features that can split at all (more than one bin, allowed by the mask): the others
         // get no histogram.
         for (int64_t f = 0; f < F; ++f) {
@@ -213,6 +217,11 @@ public:
         }
         active_off_.resize(active_.size());
         for (size_t k = 0; k < active_.size(); ++k) active_off_[k] = hoff_[active_[k]];
+    }
+
+    ~Grower() {
+        const size_t bytes = pool_.size() * static_cast<size_t>(total_bins_) * sizeof(HBin);
+        if (bytes > (size_t(1) << 27)) pool_.clear();  // do not keep more than 128 MB between trees
     }
 
     Tree grow(const int32_t* rows, int64_t n_in, double* scores) {
@@ -291,6 +300,13 @@ private:
         pool_.emplace_back(static_cast<size_t>(total_bins_));
         return static_cast<int>(pool_.size()) - 1;
     }
+
+    // Histogram buffers are kept per calling thread between trees (a fit grows many trees on
+    // the same bins); every buffer is filled before it is read.
+    static std::vector<std::vector<HBin>>& cached_pool() {
+        thread_local std::vector<std::vector<HBin>> pool;
+        return pool;
+    }
     void release(int b) {
         if (b >= 0) free_.push_back(b);
     }
@@ -314,15 +330,25 @@ private:
         }
     }
 
-    // Best split of one feature from its histogram; updates `best` when it gains more.
     void scan_feature(const HBin* hist, int64_t f, int leaf, SplitInfo& best) const {
+        if (p_.counts_from_hessian)
+            scan_feature_impl<true>(hist, f, leaf, best);
+        else
+            scan_feature_impl<false>(hist, f, leaf, best);
+    }
+
+    // Best split of one feature from its histogram; updates `best` when it gains more.
+    template <bool Est>
+    void scan_feature_impl(const HBin* hist, int64_t f, int leaf, SplitInfo& best) const {
         const double G = sum_g_[leaf], H = sum_h_[leaf], C = static_cast<double>(count_[leaf]);
         const double parent_gain = leaf_gain(G, H, p_);
         const double min_data = static_cast<double>(std::max<int64_t>(1, p_.min_data_in_leaf));
         const double min_h = p_.min_sum_hessian;
-        const bool est = p_.counts_from_hessian;
         const double cnt_factor = H > 0 ? C / H : 0.0;
-        auto count_of = [&](const HBin& b) { return est ? std::round(b.h * cnt_factor) : b.c; };
+        auto count_of = [cnt_factor](const HBin& b) {
+            if constexpr (Est) return std::round(b.h * cnt_factor);
+            else return b.c;
+        };
         auto consider = [&](int32_t t, bool dl, double lg, double lh, double lc) {
             const double rh = H - lh;
             if (lh < min_h || rh < min_h) return;
@@ -509,7 +535,7 @@ private:
     std::vector<double> sum_g_, sum_h_;
     std::vector<SplitInfo> best_;
     std::vector<int> hist_;
-    std::vector<std::vector<HBin>> pool_;
+    std::vector<std::vector<HBin>>& pool_;
     std::vector<int> free_;
 };
 
