@@ -356,6 +356,20 @@ def test_empty_queries_and_queries_without_relevant_documents():
     orders = m.rank(X, sizes)
     assert [len(o) for o in orders] == sizes.tolist()
     assert np.isfinite(m.evals_result_["valid_0"]["ndcg@10"]).all()
+    # the empty query is left out of the mean, the query without relevant documents scores 1
+    off_full = group_offsets(sizes, None, len(y2))
+    scores = m.predict(X)
+    with_empty = R.rank_metric(0, scores, y2, off_full, 10, 1.0, 1)
+    without = R.rank_metric(0, scores, y2, group_offsets(g, None, len(y2)), 10, 1.0, 1)
+    assert with_empty == pytest.approx(without)
+    skip = R.rank_metric(0, scores, y2, group_offsets(g, None, len(y2)), 10, float("nan"), 1)
+    zero = R.rank_metric(0, scores, y2, group_offsets(g, None, len(y2)), 10, 0.0, 1)
+    n_q = len(g)
+    bounds = group_offsets(g, None, len(y2))
+    n_none = sum(int(y2[a:b].max() == 0) for a, b in zip(bounds[:-1], bounds[1:]))
+    assert n_none >= 1
+    assert without == pytest.approx((zero * n_q + n_none) / n_q)
+    assert skip == pytest.approx(zero * n_q / (n_q - n_none))
 
 
 def test_bad_labels_and_features():

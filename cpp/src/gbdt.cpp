@@ -86,7 +86,7 @@ public:
     ~Team() {
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            stop_ = true;
+            stop_.store(true, std::memory_order_relaxed);
             generation_.fetch_add(1, std::memory_order_release);
         }
         cv_.notify_all();
@@ -149,7 +149,7 @@ private:
                 g = generation_.load(std::memory_order_acquire);
             }
             seen = g;
-            if (stop_) return;
+            if (stop_.load(std::memory_order_relaxed)) return;
             if (w < active_) {
                 work(w);
                 pending_.fetch_sub(1, std::memory_order_acq_rel);
@@ -165,7 +165,7 @@ private:
     std::atomic<int64_t> next_{0};
     std::atomic<int> pending_{0};
     std::atomic<bool> failed_{false};
-    bool stop_ = false;
+    std::atomic<bool> stop_{false};
     int active_ = 0;
     int64_t n_items_ = 0;
     std::function<void(int64_t, int)>* job_ = nullptr;

@@ -321,6 +321,7 @@ double rank_metric(RankMetric metric, const double* scores, const float* labels,
     double sum = 0.0;
     int64_t used = 0;
     for (int64_t q = 0; q < n_groups; ++q) {
+        if (group_offsets[q + 1] == group_offsets[q]) continue;  // a query without documents
         double v = row[q];
         if (n_rel[q] == 0) {
             if (std::isnan(empty_score)) continue;

@@ -162,7 +162,8 @@ enum class RankMetric : int { Ndcg = 0, Map = 1 };
 // Mean nDCG@k (gain 2^label - 1, IDCG over all the query's documents) or MAP@k (relevant:
 // label > 0, divided by min(n_rel, k)) over the queries, ranking each query's documents by
 // descending score (ties: input order). A query without relevant documents scores
-// empty_score (LightGBM: 1); NaN leaves such queries out of the mean.
+// empty_score (LightGBM: 1); NaN leaves such queries out of the mean. Queries without
+// documents are left out.
 double rank_metric(RankMetric metric, const double* scores, const float* labels, const int64_t* group_offsets,
                    int64_t n_groups, int k, double empty_score, int n_threads);
 
