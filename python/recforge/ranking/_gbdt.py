@@ -44,7 +44,7 @@ class LambdaMART(Ranker):
     ``lambdarank``
         LambdaMART (Burges 2010) as LightGBM computes it: for every pair of documents of a
         query with different labels whose better-ranked one is within ``truncation_level``,
-        the pairwise logistic gradient weighted by the |change in nDCG| of swapping them
+        the pairwise logistic gradient weighted by the absolute change in nDCG of swapping them
         (gains ``label_gain``, default ``2**label - 1``; labels must be integers), divided by
         ``0.01 + |score difference|`` and rescaled per query when ``lambdarank_norm``.
     ``rank_xendcg``
