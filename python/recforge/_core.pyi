@@ -457,6 +457,7 @@ class _Ranking(ModuleType):
         lambda_l2: float = 0.0,
         min_gain_to_split: float = 0.0,
         learning_rate: float = 0.1,
+        counts_from_hessian: bool = False,
         n_threads: int = 0,
     ) -> dict[str, np.ndarray]: ...
     def add_tree_binned(
