@@ -23,6 +23,7 @@ from . import (
     metrics,
     pipeline,
     plot,
+    ranking,
     retrieval,
     serving,
     significance,
@@ -35,6 +36,7 @@ from .evaluation import compare, evaluate
 from .factorization import ALSWR, NMF, SVD, SVDpp
 from .factorization import ALS, BPR, EASE, LMF
 from .pipeline import Pipeline
+from .ranking import LambdaMART, LinearRanker, Reranker
 from . import neighbors
 from .neighbors import (
     BaselineOnly,
@@ -72,6 +74,9 @@ __all__ = [
     "BPR",
     "LMF",
     "EASE",
+    "LambdaMART",
+    "LinearRanker",
+    "Reranker",
     "evaluate",
     "Pipeline",
     "compare",
@@ -83,6 +88,7 @@ __all__ = [
     "neighbors",
     "pipeline",
     "plot",
+    "ranking",
     "serving",
     "significance",
     "retrieval",

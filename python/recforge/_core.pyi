@@ -397,3 +397,132 @@ class _FactorizationImplicit(ModuleType):
     ) -> npt.NDArray[np.float32]: ...
 
 factorization_implicit: _FactorizationImplicit
+
+_F32 = npt.NDArray[np.float32]
+_F64 = npt.NDArray[np.float64]
+_I32 = npt.NDArray[np.int32]
+_I64 = npt.NDArray[np.int64]
+_U8 = npt.NDArray[np.uint8]
+
+class _Ranking(ModuleType):
+    OBJECTIVES: tuple[str, ...]
+    def find_bins(
+        self, X: _F32, max_bin: int = 255, min_data_in_bin: int = 3, sample_rows: int = 200000, n_threads: int = 0
+    ) -> tuple[_F32, _I64, _U8]: ...
+    def apply_bins(self, X: _F32, upper: _F32, offsets: _I64, has_missing: _U8, n_threads: int = 0) -> _U8: ...
+    def gradients(
+        self,
+        objective: int,
+        scores: _F64,
+        labels: _F32,
+        group_offsets: _I64,
+        out: _F32,
+        sigmoid: float = 1.0,
+        label_gain: _F64 | None = None,
+        truncation_level: int = 30,
+        normalize: bool = True,
+        seed: int = 0,
+        iteration: int = 0,
+        n_threads: int = 0,
+    ) -> None: ...
+    def objective_loss(
+        self,
+        objective: int,
+        scores: _F64,
+        labels: _F32,
+        group_offsets: _I64,
+        sigmoid: float = 1.0,
+        label_gain: _F64 | None = None,
+        truncation_level: int = 30,
+        normalize: bool = True,
+        seed: int = 0,
+        iteration: int = 0,
+        fixed_weights_from: _F64 | None = None,
+    ) -> float: ...
+    def grow_tree(
+        self,
+        bins: _U8,
+        upper: _F32,
+        offsets: _I64,
+        has_missing: _U8,
+        grad_hess: _F32,
+        rows: _I32 | None = None,
+        feature_mask: _U8 | None = None,
+        scores: _F64 | None = None,
+        num_leaves: int = 31,
+        max_depth: int = -1,
+        min_data_in_leaf: int = 20,
+        min_sum_hessian: float = 1e-3,
+        lambda_l1: float = 0.0,
+        lambda_l2: float = 0.0,
+        min_gain_to_split: float = 0.0,
+        learning_rate: float = 0.1,
+        counts_from_hessian: bool = False,
+        n_threads: int = 0,
+    ) -> dict[str, np.ndarray]: ...
+    def add_tree_binned(
+        self,
+        tree: dict[str, np.ndarray],
+        bins: _U8,
+        upper: _F32,
+        offsets: _I64,
+        has_missing: _U8,
+        rows: _I32 | None,
+        scores: _F64,
+        n_threads: int = 0,
+    ) -> None: ...
+    def predict(
+        self,
+        node_offsets: _I64,
+        leaf_offsets: _I64,
+        feature: _I32,
+        threshold: _F32,
+        default_left: _U8,
+        left: _I32,
+        right: _I32,
+        leaf_value: _F64,
+        X: _F32,
+        n_use: int = -1,
+        init: float = 0.0,
+        check: bool = True,
+        n_threads: int = 0,
+    ) -> _F64: ...
+    def predict_leaf(
+        self,
+        node_offsets: _I64,
+        leaf_offsets: _I64,
+        feature: _I32,
+        threshold: _F32,
+        default_left: _U8,
+        left: _I32,
+        right: _I32,
+        leaf_value: _F64,
+        X: _F32,
+        n_use: int = -1,
+        n_threads: int = 0,
+    ) -> _I32: ...
+    def rank_metric(
+        self,
+        metric: int,
+        scores: _F64,
+        labels: _F32,
+        group_offsets: _I64,
+        k: int = 10,
+        empty_score: float = 1.0,
+        n_threads: int = 0,
+    ) -> float: ...
+    def linear_epoch(
+        self,
+        X: _F32,
+        y: _F32,
+        group_offsets: _I64,
+        w: _F64,
+        loss: int = 1,
+        learning_rate: float = 0.05,
+        l2: float = 1e-4,
+        seed: int = 0,
+        epoch: int = 0,
+    ) -> float: ...
+    def linear_query_loss(self, loss: int, scores: _F64, y: _F32) -> tuple[float, _F64]: ...
+
+ranking: _Ranking

@@ -1,0 +1,730 @@
+// Histogram GBDT: binning, leaf-wise tree growth, prediction. See recforge/ranking/gbdt.hpp.
+#include "recforge/ranking/gbdt.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "recforge/common/parallel.hpp"
+
+namespace recforge::gbdt {
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// Upper edges of one feature from its sorted non-missing values.
+std::vector<float> feature_edges(std::vector<float>& v, int max_bin, int min_data_in_bin) {
+    std::vector<float> edges;
+    if (v.empty()) {
+        edges.push_back(kInf);
+        return edges;
+    }
+    std::sort(v.begin(), v.end());
+    std::vector<float> distinct;
+    std::vector<int64_t> counts;
+    for (float x : v) {
+        if (distinct.empty() || x != distinct.back()) {
+            distinct.push_back(x);
+            counts.push_back(1);
+        } else {
+            ++counts.back();
+        }
+    }
+    const int64_t nd = static_cast<int64_t>(distinct.size());
+    auto edge_between = [&](int64_t i) {  // between distinct[i] and distinct[i + 1]
+        const double mid = 0.5 * (static_cast<double>(distinct[i]) + static_cast<double>(distinct[i + 1]));
+        float e = static_cast<float>(mid);
+        if (!(e < distinct[i + 1])) e = distinct[i];
+        return e;
+    };
+    if (nd <= max_bin) {
+        for (int64_t i = 0; i + 1 < nd; ++i) edges.push_back(edge_between(i));
+        edges.push_back(kInf);
+        return edges;
+    }
+    // Greedy equal-count bins: close a bin when it holds its share of the remaining rows, and
+    // give a value that alone holds a share a bin of its own.
+    int64_t remaining = static_cast<int64_t>(v.size());
+    int bins_left = max_bin;
+    int64_t in_bin = 0;
+    const int64_t min_bin = std::max<int64_t>(1, min_data_in_bin);
+    for (int64_t i = 0; i + 1 < nd && bins_left > 1; ++i) {
+        const double target = static_cast<double>(remaining) / bins_left;
+        in_bin += counts[i];
+        bool close = in_bin >= target && in_bin >= min_bin;
+        if (!close && in_bin >= min_bin && static_cast<double>(counts[i + 1]) >= target) close = true;
+        if (close) {
+            edges.push_back(edge_between(i));
+            remaining -= in_bin;
+            in_bin = 0;
+            --bins_left;
+        }
+    }
+    edges.push_back(kInf);
+    return edges;
+}
+
+// A team of threads kept for the growth of one tree, so that the many short parallel passes
+// of a tree (one per split) do not each pay for starting threads. run(n, fn) calls fn(i, w)
+// for i in [0, n) with workers taking indices from an atomic counter, like parallel_for; the
+// first exception thrown by any worker is rethrown in the caller once all are done. Workers
+// spin briefly for the next pass, then sleep on a condition variable.
+class Team {
+public:
+    explicit Team(int n_threads) : n_(std::max(1, n_threads)) {
+        for (int w = 1; w < n_; ++w) threads_.emplace_back([this, w] { loop(w); });
+    }
+    ~Team() {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            stop_.store(true, std::memory_order_relaxed);
+            generation_.fetch_add(1, std::memory_order_release);
+        }
+        cv_.notify_all();
+        for (auto& t : threads_) t.join();
+    }
+    int size() const { return n_; }
+
+    template <class Fn>
+    void run(int64_t n_items, int workers, Fn&& fn) {
+        if (n_items <= 0) return;
+        workers = std::min<int64_t>(std::min(workers, n_), n_items);
+        if (workers <= 1) {
+            for (int64_t i = 0; i < n_items; ++i) fn(i, 0);
+            return;
+        }
+        std::function<void(int64_t, int)> job = std::forward<Fn>(fn);
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            job_ = &job;
+            n_items_ = n_items;
+            active_ = workers;
+            next_.store(0, std::memory_order_relaxed);
+            failed_.store(false, std::memory_order_relaxed);
+            error_ = nullptr;
+            pending_.store(workers - 1, std::memory_order_relaxed);
+            generation_.fetch_add(1, std::memory_order_release);
+        }
+        cv_.notify_all();
+        work(0);
+        while (pending_.load(std::memory_order_acquire) > 0) std::this_thread::yield();
+        job_ = nullptr;
+        if (error_) std::rethrow_exception(error_);
+    }
+
+private:
+    void work(int w) {
+        try {
+            while (!failed_.load(std::memory_order_relaxed)) {
+                const int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
+                if (i >= n_items_) break;
+                (*job_)(i, w);
+            }
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(error_mutex_);
+            if (!error_) error_ = std::current_exception();
+            failed_.store(true);
+        }
+    }
+    void loop(int w) {
+        uint64_t seen = 0;
+        for (;;) {
+            uint64_t g = generation_.load(std::memory_order_acquire);
+            for (int spin = 0; g == seen && spin < 4000; ++spin) {
+                std::this_thread::yield();
+                g = generation_.load(std::memory_order_acquire);
+            }
+            if (g == seen) {
+                std::unique_lock<std::mutex> lock(mutex_);
+                cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+                g = generation_.load(std::memory_order_acquire);
+            }
+            seen = g;
+            if (stop_.load(std::memory_order_relaxed)) return;
+            if (w < active_) {
+                work(w);
+                pending_.fetch_sub(1, std::memory_order_acq_rel);
+            }
+        }
+    }
+
+    int n_;
+    std::vector<std::thread> threads_;
+    std::mutex mutex_, error_mutex_;
+    std::condition_variable cv_;
+    std::atomic<uint64_t> generation_{0};
+    std::atomic<int64_t> next_{0};
+    std::atomic<int> pending_{0};
+    std::atomic<bool> failed_{false};
+    std::atomic<bool> stop_{false};
+    int active_ = 0;
+    int64_t n_items_ = 0;
+    std::function<void(int64_t, int)>* job_ = nullptr;
+    std::exception_ptr error_;
+};
+
+struct HBin {
+    double g, h, c;
+};
+
+struct SplitInfo {
+    double gain = -std::numeric_limits<double>::infinity();
+    int32_t feature = -1;
+    int32_t bin = -1;
+    bool default_left = false;
+    double lg = 0, lh = 0, lc = 0;
+};
+
+inline double threshold_l1(double g, double l1) {
+    const double a = std::fabs(g) - l1;
+    return a <= 0.0 ? 0.0 : (g > 0 ? a : -a);
+}
+
+inline double leaf_gain(double g, double h, const TreeParams& p) {
+    const double t = threshold_l1(g, p.lambda_l1);
+    return t * t / (h + p.lambda_l2 + 1e-15);
+}
+
+inline double leaf_output(double g, double h, const TreeParams& p) {
+    return -threshold_l1(g, p.lambda_l1) / (h + p.lambda_l2 + 1e-15);
+}
+
+class Grower {
+public:
+    Grower(const Binned& d, const float* gh, const uint8_t* mask, const TreeParams& p, int n_threads)
+        : d_(d), gh_(gh), mask_(mask), p_(p), threads_(resolve_threads(n_threads)), team_(threads_),
+          pool_(cached_pool()) {
+        const int64_t F = d.n_features;
+        hoff_.resize(static_cast<size_t>(F + 1), 0);
+        for (int64_t f = 0; f < F; ++f) hoff_[f + 1] = hoff_[f] + d.n_bins(f) + (d.has_missing[f] ? 1 : 0);
+        total_bins_ = hoff_[F];
+        for (auto& b : pool_) b.resize(static_cast<size_t>(total_bins_));
+        if (pool_.size() > 64) pool_.resize(64);
+        for (int i = static_cast<int>(pool_.size()) - 1; i >= 0; --i) free_.push_back(i);
+        // Features that can split at all (more than one bin, allowed by the mask): the others
+        // get no histogram.
+        for (int64_t f = 0; f < F; ++f) {
+            if (hoff_[f + 1] - hoff_[f] >= 2 && (!mask || mask[f])) active_.push_back(static_cast<int32_t>(f));
+        }
+        active_off_.resize(active_.size());
+        for (size_t k = 0; k < active_.size(); ++k) active_off_[k] = hoff_[active_[k]];
+    }
+
+    ~Grower() {
+        const size_t bytes = pool_.size() * static_cast<size_t>(total_bins_) * sizeof(HBin);
+        if (bytes > (size_t(1) << 27)) pool_.clear();  // do not keep more than 128 MB between trees
+    }
+
+    Tree grow(const int32_t* rows, int64_t n_in, double* scores) {
+        const int L = std::max(1, p_.num_leaves);
+        idx_.resize(static_cast<size_t>(n_in));
+        if (rows) {
+            std::memcpy(idx_.data(), rows, sizeof(int32_t) * static_cast<size_t>(n_in));
+        } else {
+            for (int64_t i = 0; i < n_in; ++i) idx_[i] = static_cast<int32_t>(i);
+        }
+        tmp_.resize(static_cast<size_t>(n_in));
+        begin_.assign(L, 0);
+        count_.assign(L, 0);
+        depth_.assign(L, 0);
+        parent_.assign(L, -1);
+        is_left_.assign(L, 0);
+        sum_g_.assign(L, 0.0);
+        sum_h_.assign(L, 0.0);
+        best_.assign(L, SplitInfo());
+        hist_.assign(L, -1);
+        Tree tree;
+        count_[0] = n_in;
+        double G = 0, H = 0;
+        for (int64_t i = 0; i < n_in; ++i) {
+            G += gh_[2 * static_cast<int64_t>(idx_[i])];
+            H += gh_[2 * static_cast<int64_t>(idx_[i]) + 1];
+        }
+        sum_g_[0] = G;
+        sum_h_[0] = H;
+        int n_leaves = 1;
+        if (L > 1 && can_split(0)) {
+            hist_[0] = acquire();
+            histograms_and_splits(0, hist_[0], true, -1, -1);
+        }
+        while (n_leaves < L) {
+            int leaf = -1;
+            double best_gain = p_.min_gain_to_split;
+            for (int l = 0; l < n_leaves; ++l) {
+                if (best_[l].feature >= 0 && best_[l].gain > best_gain) {
+                    best_gain = best_[l].gain;
+                    leaf = l;
+                }
+            }
+            if (leaf < 0) break;
+            split(tree, leaf, n_leaves);
+            ++n_leaves;
+        }
+        tree.leaf_value.resize(n_leaves);
+        tree.leaf_count.resize(n_leaves);
+        tree.leaf_hessian.resize(n_leaves);
+        for (int l = 0; l < n_leaves; ++l) {
+            const double v = n_in > 0 ? leaf_output(sum_g_[l], sum_h_[l], p_) * p_.learning_rate : 0.0;
+            tree.leaf_value[l] = v;
+            tree.leaf_count[l] = count_[l];
+            tree.leaf_hessian[l] = sum_h_[l];
+            if (scores) {
+                const int32_t* r = idx_.data() + begin_[l];
+                for (int64_t i = 0; i < count_[l]; ++i) scores[r[i]] += v;
+            }
+        }
+        return tree;
+    }
+
+private:
+    bool can_split(int leaf) const {
+        if (p_.max_depth > 0 && depth_[leaf] >= p_.max_depth) return false;
+        return count_[leaf] >= 2 * std::max<int64_t>(1, p_.min_data_in_leaf) && sum_h_[leaf] >= 2 * p_.min_sum_hessian;
+    }
+
+    int acquire() {
+        if (!free_.empty()) {
+            const int b = free_.back();
+            free_.pop_back();
+            return b;
+        }
+        pool_.emplace_back(static_cast<size_t>(total_bins_));
+        return static_cast<int>(pool_.size()) - 1;
+    }
+
+    // Histogram buffers are kept per calling thread between trees (a fit grows many trees on
+    // the same bins); every buffer is filled before it is read.
+    static std::vector<std::vector<HBin>>& cached_pool() {
+        thread_local std::vector<std::vector<HBin>> pool;
+        return pool;
+    }
+    void release(int b) {
+        if (b >= 0) free_.push_back(b);
+    }
+    HBin* buffer(int b) { return pool_[b].data(); }
+
+    // Histograms of the active features [k0, k1) of the rows r[0..n).
+    void accumulate(const int32_t* r, int64_t n, int64_t k0, int64_t k1, HBin* out) const {
+        const int64_t F = d_.n_features;
+        const int64_t* off = active_off_.data();
+        const int32_t* feat = active_.data();
+        for (int64_t i = 0; i < n; ++i) {
+            const int64_t row = r[i];
+            const uint8_t* b = d_.bins + row * F;
+            const double g = gh_[2 * row], h = gh_[2 * row + 1];
+            for (int64_t k = k0; k < k1; ++k) {
+                HBin& e = out[off[k] + b[feat[k]]];
+                e.g += g;
+                e.h += h;
+                e.c += 1.0;
+            }
+        }
+    }
+
+    void scan_feature(const HBin* hist, int64_t f, int leaf, SplitInfo& best) const {
+        if (p_.counts_from_hessian)
+            scan_feature_impl<true>(hist, f, leaf, best);
+        else
+            scan_feature_impl<false>(hist, f, leaf, best);
+    }
+
+    // Best split of one feature from its histogram; updates `best` when it gains more.
+    template <bool Est>
+    void scan_feature_impl(const HBin* hist, int64_t f, int leaf, SplitInfo& best) const {
+        const double G = sum_g_[leaf], H = sum_h_[leaf], C = static_cast<double>(count_[leaf]);
+        const double parent_gain = leaf_gain(G, H, p_);
+        const double min_data = static_cast<double>(std::max<int64_t>(1, p_.min_data_in_leaf));
+        const double min_h = p_.min_sum_hessian;
+        const double cnt_factor = H > 0 ? C / H : 0.0;
+        auto count_of = [cnt_factor](const HBin& b) {
+            if constexpr (Est) return std::round(b.h * cnt_factor);
+            else return b.c;
+        };
+        auto consider = [&](int32_t t, bool dl, double lg, double lh, double lc) {
+            const double rh = H - lh;
+            if (lh < min_h || rh < min_h) return;
+            const double gain = leaf_gain(lg, lh, p_) + leaf_gain(G - lg, rh, p_) - parent_gain;
+            if (gain > best.gain || (gain == best.gain && f < best.feature)) {
+                best.gain = gain;
+                best.feature = static_cast<int32_t>(f);
+                best.bin = t;
+                best.default_left = dl;
+                best.lg = lg;
+                best.lh = lh;
+                best.lc = lc;
+            }
+        };
+        const int nb = d_.n_bins(f);
+        const HBin* hb = hist + hoff_[f];
+        const bool miss = d_.has_missing[f] && hb[nb].c > 0;
+        const float* up = d_.upper + d_.offsets[f];
+        // Missing values (if any) to the right.
+        double lg = 0, lh = 0, lc = 0;
+        const int last = miss ? nb : nb - 1;
+        for (int t = 0; t < last; ++t) {
+            if (hb[t].c == 0 && t + 1 < nb) continue;  // same partition as the previous bin
+            lg += hb[t].g;
+            lh += hb[t].h;
+            lc += count_of(hb[t]);
+            if (lc < min_data) continue;
+            if (C - lc < min_data) break;
+            consider(t, miss ? false : (0.0f <= up[t]), lg, lh, lc);
+        }
+        if (miss) {
+            lg = hb[nb].g;
+            lh = hb[nb].h;
+            lc = count_of(hb[nb]);
+            for (int t = 0; t < nb - 1; ++t) {
+                if (hb[t].c == 0) continue;
+                lg += hb[t].g;
+                lh += hb[t].h;
+                lc += count_of(hb[t]);
+                if (lc < min_data) continue;
+                if (C - lc < min_data) break;
+                consider(t, true, lg, lh, lc);
+            }
+        }
+    }
+
+    // One pass over the features, in parallel over feature blocks: the histogram of `small`
+    // (built from its rows into small_buf), the histogram of `large` (parent_buf minus
+    // small_buf, when large >= 0 and it may split) and the best splits of both.
+    void histograms_and_splits(int small, int small_buf, bool split_small, int large, int parent_buf) {
+        const int64_t A = static_cast<int64_t>(active_.size());
+        const int64_t n = count_[small];
+        const int32_t* r = idx_.data() + begin_[small];
+        HBin* S = buffer(small_buf);
+        HBin* P = large >= 0 ? buffer(parent_buf) : nullptr;
+        const int64_t work = n * A + (large >= 0 ? total_bins_ : 0);
+        const int workers = work >= (1 << 13) ? threads_ : 1;
+        const int64_t block = std::max<int64_t>(1, (A + 4 * workers - 1) / (4 * workers));
+        const int64_t n_blocks = (A + block - 1) / block;
+        std::vector<SplitInfo> best_s(static_cast<size_t>(workers)), best_l(static_cast<size_t>(workers));
+        team_.run(n_blocks, workers, [&](int64_t blk, int w) {
+            const int64_t k0 = blk * block, k1 = std::min(A, k0 + block);
+            for (int64_t k = k0; k < k1; ++k) {
+                const int64_t f = active_[k];
+                std::fill(S + hoff_[f], S + hoff_[f + 1], HBin{0, 0, 0});
+            }
+            accumulate(r, n, k0, k1, S);
+            for (int64_t k = k0; k < k1; ++k) {
+                const int64_t f = active_[k];
+                if (P) {
+                    for (int64_t j = hoff_[f]; j < hoff_[f + 1]; ++j) {
+                        P[j].g -= S[j].g;
+                        P[j].h -= S[j].h;
+                        P[j].c -= S[j].c;
+                    }
+                }
+                if (split_small) scan_feature(S, f, small, best_s[w]);
+                if (P) scan_feature(P, f, large, best_l[w]);
+            }
+        });
+        auto merge = [](const std::vector<SplitInfo>& v) {
+            SplitInfo b;
+            for (const SplitInfo& s : v)
+                if (s.feature >= 0 && (s.gain > b.gain || (s.gain == b.gain && s.feature < b.feature))) b = s;
+            return b;
+        };
+        if (split_small) best_[small] = merge(best_s);
+        if (P) best_[large] = merge(best_l);
+    }
+
+    void split(Tree& tree, int leaf, int new_leaf) {
+        const SplitInfo s = best_[leaf];
+        const int64_t F = d_.n_features;
+        const int f = s.feature, t = s.bin;
+        const int nb = d_.n_bins(f);
+        const bool has_miss = d_.has_missing[f] != 0;
+        // Stable partition of the leaf's rows: left ones first.
+        int32_t* r = idx_.data() + begin_[leaf];
+        const int64_t n = count_[leaf];
+        int64_t nl = 0, nr = 0;
+        int32_t* right_tmp = tmp_.data();
+        for (int64_t i = 0; i < n; ++i) {
+            const uint8_t b = d_.bins[static_cast<int64_t>(r[i]) * F + f];
+            const bool left = (has_miss && b == nb) ? s.default_left : (b <= t);
+            if (left)
+                r[nl++] = r[i];
+            else
+                right_tmp[nr++] = r[i];
+        }
+        std::memcpy(r + nl, right_tmp, sizeof(int32_t) * static_cast<size_t>(nr));
+        // The node.
+        const int32_t node = static_cast<int32_t>(tree.feature.size());
+        tree.feature.push_back(f);
+        tree.threshold_bin.push_back(t);
+        tree.threshold.push_back(d_.upper[d_.offsets[f] + t]);
+        tree.default_left.push_back(s.default_left ? 1 : 0);
+        tree.gain.push_back(s.gain);
+        tree.left.push_back(~leaf);
+        tree.right.push_back(~new_leaf);
+        if (parent_[leaf] >= 0) {
+            if (is_left_[leaf])
+                tree.left[parent_[leaf]] = node;
+            else
+                tree.right[parent_[leaf]] = node;
+        }
+        // The children.
+        const double G = sum_g_[leaf], H = sum_h_[leaf];
+        begin_[new_leaf] = begin_[leaf] + nl;
+        count_[new_leaf] = nr;
+        count_[leaf] = nl;
+        depth_[leaf] += 1;
+        depth_[new_leaf] = depth_[leaf];
+        parent_[leaf] = node;
+        is_left_[leaf] = 1;
+        parent_[new_leaf] = node;
+        is_left_[new_leaf] = 0;
+        sum_g_[leaf] = s.lg;
+        sum_h_[leaf] = s.lh;
+        sum_g_[new_leaf] = G - s.lg;
+        sum_h_[new_leaf] = H - s.lh;
+        best_[leaf] = SplitInfo();
+        best_[new_leaf] = SplitInfo();
+        const int parent_buf = hist_[leaf];
+        hist_[leaf] = hist_[new_leaf] = -1;
+        if (new_leaf + 1 >= std::max(1, p_.num_leaves)) {  // the last split: no more histograms needed
+            release(parent_buf);
+            return;
+        }
+        const bool left_small = nl <= nr;
+        const int small = left_small ? leaf : new_leaf, large = left_small ? new_leaf : leaf;
+        const bool split_small = can_split(small), split_large = can_split(large);
+        if (!split_small && !split_large) {
+            release(parent_buf);
+            return;
+        }
+        const int sb = acquire();
+        histograms_and_splits(small, sb, split_small, split_large ? large : -1, parent_buf);
+        if (split_large) {
+            hist_[large] = parent_buf;
+        } else {
+            release(parent_buf);
+        }
+        if (split_small) {
+            hist_[small] = sb;
+        } else {
+            release(sb);
+        }
+    }
+
+    const Binned& d_;
+    const float* gh_;
+    const uint8_t* mask_;
+    const TreeParams& p_;
+    int threads_;
+    Team team_;
+    std::vector<int64_t> hoff_;
+    std::vector<int32_t> active_;
+    std::vector<int64_t> active_off_;
+    int64_t total_bins_ = 0;
+    std::vector<int32_t> idx_, tmp_;
+    std::vector<int64_t> begin_, count_;
+    std::vector<int> depth_, parent_;
+    std::vector<uint8_t> is_left_;
+    std::vector<double> sum_g_, sum_h_;
+    std::vector<SplitInfo> best_;
+    std::vector<int> hist_;
+    std::vector<std::vector<HBin>>& pool_;
+    std::vector<int> free_;
+};
+
+void check_params(const TreeParams& p) {
+    if (p.num_leaves < 1) throw std::invalid_argument("num_leaves must be >= 1");
+    if (p.min_data_in_leaf < 0) throw std::invalid_argument("min_data_in_leaf must be >= 0");
+    if (!(p.min_sum_hessian >= 0)) throw std::invalid_argument("min_sum_hessian must be >= 0");
+    if (!(p.lambda_l1 >= 0) || !(p.lambda_l2 >= 0)) throw std::invalid_argument("lambda_l1 and lambda_l2 must be >= 0");
+}
+
+void check_binned(const Binned& d) {
+    if (d.n_rows < 0 || d.n_features < 0) throw std::invalid_argument("negative data shape");
+    if (d.offsets[0] != 0) throw std::invalid_argument("bin offsets must start at 0");
+    for (int64_t f = 0; f < d.n_features; ++f) {
+        const int nb = d.n_bins(f);
+        if (nb < 1 || nb + (d.has_missing[f] ? 1 : 0) > 256)
+            throw std::invalid_argument("feature " + std::to_string(f) + " has " + std::to_string(nb) +
+                                        " bins; a feature needs 1 to 255 value bins");
+    }
+}
+
+template <class Next>
+inline int32_t leaf_of(const int32_t* left, const int32_t* right, int64_t n_nodes, Next next) {
+    if (n_nodes == 0) return 0;
+    int32_t node = 0;
+    while (node >= 0) node = next(node) ? left[node] : right[node];
+    return ~node;
+}
+
+}  // namespace
+
+BinEdges find_bins(const float* X, int64_t n_rows, int64_t n_features, int max_bin, int min_data_in_bin,
+                   int64_t sample_rows, int n_threads) {
+    if (max_bin < 2 || max_bin > 255) throw std::invalid_argument("max_bin must be in [2, 255], got " + std::to_string(max_bin));
+    if (n_rows < 0 || n_features < 0) throw std::invalid_argument("negative data shape");
+    const int64_t n_sample = sample_rows > 0 ? std::min(n_rows, sample_rows) : n_rows;
+    std::vector<std::vector<float>> edges(static_cast<size_t>(n_features));
+    std::vector<uint8_t> missing(static_cast<size_t>(n_features), 0);
+    parallel_for(0, n_features, n_threads, [&](int64_t f, int) {
+        std::vector<float> v;
+        v.reserve(static_cast<size_t>(n_sample));
+        bool any_missing = false;
+        for (int64_t i = 0; i < n_sample; ++i) {
+            const int64_t row = n_sample == n_rows ? i : (i * n_rows) / n_sample;
+            const float x = X[row * n_features + f];
+            if (std::isnan(x))
+                any_missing = true;
+            else
+                v.push_back(x);
+        }
+        if (!any_missing && n_sample < n_rows) {
+            for (int64_t r = 0; r < n_rows && !any_missing; ++r) any_missing = std::isnan(X[r * n_features + f]);
+        }
+        edges[f] = feature_edges(v, any_missing ? max_bin : max_bin, min_data_in_bin);
+        missing[f] = any_missing ? 1 : 0;
+    });
+    BinEdges out;
+    out.offsets.resize(static_cast<size_t>(n_features + 1), 0);
+    for (int64_t f = 0; f < n_features; ++f) {
+        out.offsets[f + 1] = out.offsets[f] + static_cast<int64_t>(edges[f].size());
+        out.upper.insert(out.upper.end(), edges[f].begin(), edges[f].end());
+    }
+    out.has_missing = std::move(missing);
+    return out;
+}
+
+void apply_bins(const float* X, int64_t n_rows, int64_t n_features, const float* upper, const int64_t* offsets,
+                const uint8_t* has_missing, uint8_t* out, int n_threads) {
+    std::vector<uint8_t> zero_bin(static_cast<size_t>(n_features));
+    for (int64_t f = 0; f < n_features; ++f) {
+        const int64_t nb = offsets[f + 1] - offsets[f];
+        if (nb < 1 || nb + (has_missing[f] ? 1 : 0) > 256)
+            throw std::invalid_argument("feature " + std::to_string(f) + " has an invalid number of bins");
+        const float* up = upper + offsets[f];
+        zero_bin[f] = static_cast<uint8_t>(std::lower_bound(up, up + nb, 0.0f) - up);
+    }
+    parallel_for(0, n_rows, n_threads, [&](int64_t r, int) {
+        const float* x = X + r * n_features;
+        uint8_t* o = out + r * n_features;
+        for (int64_t f = 0; f < n_features; ++f) {
+            const float v = x[f];
+            const int64_t nb = offsets[f + 1] - offsets[f];
+            if (std::isnan(v)) {
+                o[f] = has_missing[f] ? static_cast<uint8_t>(nb) : zero_bin[f];
+            } else {
+                const float* up = upper + offsets[f];
+                int64_t b = std::lower_bound(up, up + nb, v) - up;
+                if (b >= nb) b = nb - 1;
+                o[f] = static_cast<uint8_t>(b);
+            }
+        }
+    }, 256);
+}
+
+Tree grow_tree(const Binned& data, const float* grad_hess, const int32_t* rows, int64_t n_in,
+               const uint8_t* feature_mask, const TreeParams& params, double* scores, int n_threads) {
+    check_params(params);
+    check_binned(data);
+    if (rows) {
+        for (int64_t i = 0; i < n_in; ++i)
+            if (rows[i] < 0 || rows[i] >= data.n_rows) throw std::out_of_range("row index outside the data");
+    } else {
+        n_in = data.n_rows;
+    }
+    Grower g(data, grad_hess, feature_mask, params, n_threads);
+    return g.grow(rows, n_in, scores);
+}
+
+void add_tree_binned(const Tree& tree, const Binned& data, const int32_t* rows, int64_t n_sel, double* scores,
+                     int n_threads) {
+    const int64_t n_nodes = static_cast<int64_t>(tree.feature.size());
+    const int64_t F = data.n_features;
+    const int64_t n = rows ? n_sel : data.n_rows;
+    parallel_for(0, n, n_threads, [&](int64_t i, int) {
+        const int64_t r = rows ? rows[i] : i;
+        const uint8_t* b = data.bins + r * F;
+        const int32_t leaf = leaf_of(tree.left.data(), tree.right.data(), n_nodes, [&](int32_t node) {
+            const int f = tree.feature[node];
+            const uint8_t v = b[f];
+            if (data.has_missing[f] && v == data.n_bins(f)) return tree.default_left[node] != 0;
+            return static_cast<int32_t>(v) <= tree.threshold_bin[node];
+        });
+        scores[r] += tree.leaf_value[leaf];
+    }, 1024);
+}
+
+void check_forest(const Forest& fo, int64_t n_features) {
+    if (fo.n_trees < 0) throw std::invalid_argument("negative number of trees");
+    if (fo.node_offsets[0] != 0 || fo.leaf_offsets[0] != 0) throw std::invalid_argument("tree offsets must start at 0");
+    for (int64_t t = 0; t < fo.n_trees; ++t) {
+        const int64_t n0 = fo.node_offsets[t], n1 = fo.node_offsets[t + 1];
+        const int64_t l0 = fo.leaf_offsets[t], l1 = fo.leaf_offsets[t + 1];
+        const int64_t nn = n1 - n0, nl = l1 - l0;
+        if (nn < 0 || nl != nn + 1) throw std::invalid_argument("tree " + std::to_string(t) + ": a tree with n splits must have n + 1 leaves");
+        for (int64_t i = n0; i < n1; ++i) {
+            if (fo.feature[i] < 0 || fo.feature[i] >= n_features)
+                throw std::out_of_range("tree " + std::to_string(t) + " splits on feature " + std::to_string(fo.feature[i]) +
+                                        " but the data has " + std::to_string(n_features) + " features");
+            for (int32_t c : {fo.left[i], fo.right[i]}) {
+                if (c >= 0 ? (c <= i - n0 || c >= nn) : (~c >= nl))
+                    throw std::invalid_argument("tree " + std::to_string(t) + " has a child index outside the tree");
+            }
+        }
+    }
+}
+
+void predict(const Forest& fo, int64_t n_use, const float* X, int64_t n_rows, int64_t n_features, double init,
+             double* out, int n_threads) {
+    n_use = std::min(n_use, fo.n_trees);
+    constexpr int64_t kBlock = 64;
+    const int64_t n_blocks = (n_rows + kBlock - 1) / kBlock;
+    parallel_for(0, n_blocks, n_threads, [&](int64_t blk, int) {
+        const int64_t lo = blk * kBlock, hi = std::min(n_rows, lo + kBlock);
+        for (int64_t r = lo; r < hi; ++r) out[r] = init;
+        for (int64_t t = 0; t < n_use; ++t) {
+            const int64_t n0 = fo.node_offsets[t], nn = fo.node_offsets[t + 1] - n0;
+            const int32_t* L = fo.left + n0;
+            const int32_t* R = fo.right + n0;
+            const int32_t* feat = fo.feature + n0;
+            const float* thr = fo.threshold + n0;
+            const uint8_t* dl = fo.default_left + n0;
+            const double* leaves = fo.leaf_value + fo.leaf_offsets[t];
+            for (int64_t r = lo; r < hi; ++r) {
+                const float* x = X + r * n_features;
+                const int32_t leaf = leaf_of(L, R, nn, [&](int32_t node) {
+                    const float v = x[feat[node]];
+                    if (std::isnan(v)) return dl[node] != 0;
+                    return v <= thr[node];
+                });
+                out[r] += leaves[leaf];
+            }
+        }
+    });
+}
+
+void predict_leaf(const Forest& fo, int64_t n_use, const float* X, int64_t n_rows, int64_t n_features,
+                  int32_t* out, int n_threads) {
+    n_use = std::min(n_use, fo.n_trees);
+    parallel_for(0, n_rows, n_threads, [&](int64_t r, int) {
+        const float* x = X + r * n_features;
+        for (int64_t t = 0; t < n_use; ++t) {
+            const int64_t n0 = fo.node_offsets[t], nn = fo.node_offsets[t + 1] - n0;
+            out[r * n_use + t] = leaf_of(fo.left + n0, fo.right + n0, nn, [&](int32_t node) {
+                const float v = x[fo.feature[n0 + node]];
+                if (std::isnan(v)) return fo.default_left[n0 + node] != 0;
+                return v <= fo.threshold[n0 + node];
+            });
+        }
+    }, 64);
+}
+
+}  // namespace recforge::gbdt
