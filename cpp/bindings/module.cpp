@@ -8,6 +8,7 @@ void bind_neighbors(py::module_& m);
 void bind_beyond(py::module_& m);
 void bind_factorization_implicit(py::module_& m);
 void bind_factorization_explicit(py::module_& m);
+void bind_bandits(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "recforge's compiled kernels (private: use the recforge package)";
@@ -25,4 +26,6 @@ PYBIND11_MODULE(_core, m) {
     auto factorization_explicit = m.def_submodule(
         "factorization_explicit", "Explicit-feedback factorization: SVD, PMF, SVD++, NMF, ALS-WR");
     bind_factorization_explicit(factorization_explicit);
+    auto bandits = m.def_submodule("bandits", "Bandit policies and off-policy estimators");
+    bind_bandits(bandits);
 }

@@ -1,0 +1,732 @@
+// Bandit policies: selection with propensities and state updates (see bandits.hpp).
+#include "recforge/bandits.hpp"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "recforge/common/parallel.hpp"
+
+namespace recforge::bandits {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+uint64_t mix64(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+uint64_t stream_seed(uint64_t seed, uint64_t row, uint64_t purpose) {
+    return mix64(mix64(seed) ^ mix64(row + 0x2545F4914F6CDD1Dull) ^ (purpose * 0xD1B54A32D192ED03ull));
+}
+
+// splitmix64 stream with the draws the policies need.
+struct Rng {
+    uint64_t state;
+    bool has_spare = false;
+    double spare = 0.0;
+    explicit Rng(uint64_t s) : state(s) {}
+    uint64_t next() {
+        uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    }
+    // uniform in [0, 1)
+    double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+    // uniform in (0, 1)
+    double open_uniform() { return (static_cast<double>(next() >> 11) + 0.5) * 0x1.0p-53; }
+    uint64_t below(uint64_t n) {
+        // Lemire's multiply-shift with rejection: unbiased
+        uint64_t x = next();
+        __uint128_t m = static_cast<__uint128_t>(x) * n;
+        uint64_t l = static_cast<uint64_t>(m);
+        if (l < n) {
+            const uint64_t t = (0 - n) % n;
+            while (l < t) {
+                x = next();
+                m = static_cast<__uint128_t>(x) * n;
+                l = static_cast<uint64_t>(m);
+            }
+        }
+        return static_cast<uint64_t>(m >> 64);
+    }
+    double normal() {
+        if (has_spare) {
+            has_spare = false;
+            return spare;
+        }
+        double u, v, s;
+        do {
+            u = 2.0 * uniform() - 1.0;
+            v = 2.0 * uniform() - 1.0;
+            s = u * u + v * v;
+        } while (s >= 1.0 || s == 0.0);
+        const double f = std::sqrt(-2.0 * std::log(s) / s);
+        spare = v * f;
+        has_spare = true;
+        return u * f;
+    }
+    // Marsaglia & Tsang (2000); shape < 1 by the boost G(a) = G(a + 1) U^(1/a).
+    double gamma(double shape) {
+        if (shape < 1.0) {
+            const double g = gamma(shape + 1.0);
+            return g * std::pow(open_uniform(), 1.0 / shape);
+        }
+        const double d = shape - 1.0 / 3.0;
+        const double c = 1.0 / std::sqrt(9.0 * d);
+        for (;;) {
+            double x, v;
+            do {
+                x = normal();
+                v = 1.0 + c * x;
+            } while (v <= 0.0);
+            v = v * v * v;
+            const double u = open_uniform();
+            if (u < 1.0 - 0.0331 * x * x * x * x) return d * v;
+            if (std::log(u) < 0.5 * x * x + d * (1.0 - v + std::log(v))) return d * v;
+        }
+    }
+    double beta(double a, double b) {
+        const double x = gamma(a);
+        const double y = gamma(b);
+        return x / (x + y);
+    }
+    double gumbel() { return -std::log(-std::log(open_uniform())); }
+};
+
+enum Purpose : uint64_t { kChoose = 1, kEstimate = 2 };
+
+void check_mask(const uint8_t* mask, int64_t n_mask_rows, int64_t n_rows) {
+    if (mask && n_mask_rows != 1 && n_mask_rows != n_rows)
+        throw std::invalid_argument("candidate mask must have 1 row or one row per context (" +
+                                    std::to_string(n_rows) + "), got " + std::to_string(n_mask_rows));
+}
+
+// Candidate arms of row r, in index order.
+void candidates_of(const uint8_t* mask, int64_t n_mask_rows, int64_t r, int64_t n_arms, std::vector<int32_t>& cand) {
+    cand.clear();
+    if (!mask) {
+        for (int64_t a = 0; a < n_arms; ++a) cand.push_back(static_cast<int32_t>(a));
+        return;
+    }
+    const uint8_t* row = mask + (n_mask_rows == 1 ? 0 : r) * n_arms;
+    for (int64_t a = 0; a < n_arms; ++a)
+        if (row[a]) cand.push_back(static_cast<int32_t>(a));
+}
+
+void require_candidates(const std::vector<int32_t>& cand, int64_t k, int64_t r) {
+    if (cand.empty())
+        throw std::invalid_argument("context row " + std::to_string(r) +
+                                    " has no candidate arm: allow at least one arm per row");
+    if (static_cast<int64_t>(cand.size()) < k)
+        throw std::invalid_argument("k=" + std::to_string(k) + " is larger than the " + std::to_string(cand.size()) +
+                                    " candidate arms of context row " + std::to_string(r) + "; ask for at most " +
+                                    std::to_string(cand.size()));
+}
+
+// Rank the candidates by a deterministic score, best first, breaking ties uniformly at random;
+// writes the first k arms and (if prop) the probability that each sits at its slot, which is
+// 1/|tie group| for every member of the group that covers the slot.
+void rank_with_ties(const double* score, std::vector<int32_t>& cand, int64_t k, Rng& rng, int32_t* arms,
+                    double* prop) {
+    const int64_t n = static_cast<int64_t>(cand.size());
+    if (k == 1) {
+        double best = -kInf;
+        int64_t ties = 0;
+        int32_t chosen = cand[0];
+        for (int32_t a : cand) {
+            const double s = score[a];
+            if (s > best) {
+                best = s;
+                ties = 1;
+                chosen = a;
+            } else if (s == best) {
+                ++ties;
+                if (rng.below(static_cast<uint64_t>(ties)) == 0) chosen = a;  // reservoir draw
+            }
+        }
+        if (ties == 0) {  // every score is -inf (or NaN)
+            ties = n;
+            chosen = cand[rng.below(static_cast<uint64_t>(n))];
+        }
+        arms[0] = chosen;
+        if (prop) prop[0] = 1.0 / static_cast<double>(ties);
+        return;
+    }
+    std::stable_sort(cand.begin(), cand.end(), [&](int32_t x, int32_t y) { return score[x] > score[y]; });
+    int64_t s = 0;
+    while (s < k) {
+        int64_t e = s + 1;
+        while (e < n && score[cand[e]] == score[cand[s]]) ++e;
+        for (int64_t i = e - 1; i > s; --i) {
+            const int64_t j = s + static_cast<int64_t>(rng.below(static_cast<uint64_t>(i - s + 1)));
+            std::swap(cand[i], cand[j]);
+        }
+        for (int64_t j = s; j < std::min(e, k); ++j) {
+            arms[j] = cand[j];
+            if (prop) prop[j] = 1.0 / static_cast<double>(e - s);
+        }
+        s = e;
+    }
+}
+
+// Probability of each arm at slot 0 when ranking by a deterministic score with random ties.
+void tie_probabilities(const double* score, const std::vector<int32_t>& cand, double weight, double* out) {
+    double best = -kInf;
+    for (int32_t a : cand) best = std::max(best, score[a]);
+    int64_t ties = 0;
+    for (int32_t a : cand)
+        if (score[a] == best) ++ties;
+    if (ties == 0) {
+        for (int32_t a : cand) out[a] += weight / static_cast<double>(cand.size());
+        return;
+    }
+    for (int32_t a : cand)
+        if (score[a] == best) out[a] += weight / static_cast<double>(ties);
+}
+
+// Top-k of sampled values among the candidates into order[0..k).
+void top_k_of(const double* value, const std::vector<int32_t>& cand, int64_t k, std::vector<int32_t>& order) {
+    if (k == 1) {
+        int32_t best = cand[0];
+        for (int32_t a : cand)
+            if (value[a] > value[best]) best = a;
+        order.assign(1, best);
+        return;
+    }
+    order.assign(cand.begin(), cand.end());
+    std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                      [&](int32_t x, int32_t y) { return value[x] > value[y] || (value[x] == value[y] && x < y); });
+    order.resize(static_cast<size_t>(k));
+}
+
+// A policy whose choice is the top-k of randomly drawn values: draw(rng, cand, value) fills
+// value[a] for the candidates. Selection uses one draw from the choosing stream; propensities
+// are the frequencies, over n_draws draws of the estimating stream, of each chosen arm at its slot.
+template <class Draw>
+void sampled_select_row(Draw&& draw, std::vector<int32_t>& cand, int64_t k, int64_t n_draws, Rng& choose,
+                        Rng& estimate, std::vector<double>& value, std::vector<int32_t>& order, int32_t* arms,
+                        double* prop) {
+    draw(choose, cand, value.data());
+    top_k_of(value.data(), cand, k, order);
+    for (int64_t j = 0; j < k; ++j) arms[j] = order[j];
+    if (!prop) return;
+    if (n_draws <= 0) throw std::invalid_argument("n_draws must be positive to estimate propensities");
+    std::vector<int64_t> hits(static_cast<size_t>(k), 0);
+    std::vector<int32_t> chosen(arms, arms + k);
+    for (int64_t t = 0; t < n_draws; ++t) {
+        draw(estimate, cand, value.data());
+        top_k_of(value.data(), cand, k, order);
+        for (int64_t j = 0; j < k; ++j)
+            if (order[j] == chosen[j]) ++hits[j];
+    }
+    for (int64_t j = 0; j < k; ++j) prop[j] = static_cast<double>(hits[j]) / static_cast<double>(n_draws);
+}
+
+template <class Draw>
+void sampled_probabilities_row(Draw&& draw, const std::vector<int32_t>& cand, int64_t n_draws, Rng& estimate,
+                               std::vector<double>& value, std::vector<int32_t>& order, double* out) {
+    if (n_draws <= 0) throw std::invalid_argument("n_draws must be positive to estimate probabilities");
+    const double w = 1.0 / static_cast<double>(n_draws);
+    for (int64_t t = 0; t < n_draws; ++t) {
+        draw(estimate, cand, value.data());
+        top_k_of(value.data(), cand, 1, order);
+        out[order[0]] += w;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// context-free policies
+// ---------------------------------------------------------------------------------------------
+
+void check_mab_params(const MabParams& p) {
+    switch (p.policy) {
+        case Policy::EpsilonGreedy:
+            if (!(p.epsilon >= 0.0 && p.epsilon <= 1.0))
+                throw std::invalid_argument("epsilon must be in [0, 1], got " + std::to_string(p.epsilon));
+            break;
+        case Policy::UCB1:
+            if (!(p.alpha >= 0.0)) throw std::invalid_argument("alpha must be >= 0");
+            break;
+        case Policy::ThompsonBeta:
+            if (!(p.prior_a > 0.0 && p.prior_b > 0.0)) throw std::invalid_argument("Beta prior parameters must be > 0");
+            break;
+        case Policy::ThompsonGaussian:
+            if (!(p.prior_precision > 0.0 && p.noise_sd > 0.0))
+                throw std::invalid_argument("prior_precision and noise_sd must be > 0");
+            break;
+        case Policy::Softmax:
+            if (!(p.temperature > 0.0)) throw std::invalid_argument("temperature must be > 0");
+            break;
+        default:
+            throw std::invalid_argument("unknown policy code " + std::to_string(static_cast<int>(p.policy)));
+    }
+}
+
+// The deterministic score of greedy / UCB1 (and the mean softmax uses).
+void mab_point_scores(const double* counts, const double* sums, int64_t n_arms, const MabParams& p,
+                      std::vector<double>& score) {
+    score.resize(static_cast<size_t>(n_arms));
+    double total = 0.0;
+    for (int64_t a = 0; a < n_arms; ++a) total += counts[a];
+    const double log_total = total > 1.0 ? std::log(total) : 0.0;
+    for (int64_t a = 0; a < n_arms; ++a) {
+        const double n = counts[a];
+        const double mean = n > 0.0 ? sums[a] / n : p.initial_mean;
+        if (p.policy == Policy::UCB1)
+            score[a] = n > 0.0 ? mean + std::sqrt(p.alpha * 2.0 * log_total / n) : kInf;
+        else
+            score[a] = mean;
+    }
+}
+
+struct MabDraw {
+    const double* counts;
+    const double* sums;
+    const MabParams* p;
+    const double* mean;  // softmax: mean / temperature
+    void operator()(Rng& rng, const std::vector<int32_t>& cand, double* value) const {
+        switch (p->policy) {
+            case Policy::ThompsonBeta:
+                for (int32_t a : cand) {
+                    const double s = sums[a];
+                    const double f = std::max(0.0, counts[a] - s);
+                    value[a] = rng.beta(p->prior_a + s, p->prior_b + f);
+                }
+                break;
+            case Policy::ThompsonGaussian:
+                for (int32_t a : cand) {
+                    const double prec = p->prior_precision + counts[a];
+                    const double mu = (p->prior_precision * p->prior_mean + sums[a]) / prec;
+                    value[a] = mu + p->noise_sd / std::sqrt(prec) * rng.normal();
+                }
+                break;
+            default:  // softmax: Gumbel-top-k is sampling without replacement in proportion to exp(mean/T)
+                for (int32_t a : cand) value[a] = mean[a] + rng.gumbel();
+                break;
+        }
+    }
+};
+
+void softmax_probs(const double* logit, const std::vector<int32_t>& cand, double* out) {
+    double mx = -kInf;
+    for (int32_t a : cand) mx = std::max(mx, logit[a]);
+    double z = 0.0;
+    for (int32_t a : cand) z += std::exp(logit[a] - mx);
+    for (int32_t a : cand) out[a] = std::exp(logit[a] - mx) / z;
+}
+
+void check_mab_state(const double* counts, const double* sums, int64_t n_arms) {
+    if (n_arms <= 0) throw std::invalid_argument("the policy has no arms: add arms first");
+    for (int64_t a = 0; a < n_arms; ++a)
+        if (!(counts[a] >= 0.0) || !std::isfinite(counts[a]) || !std::isfinite(sums[a]))
+            throw std::invalid_argument("arm statistics are corrupt (negative or non-finite) at arm " +
+                                        std::to_string(a));
+}
+
+}  // namespace
+
+void mab_probabilities(const double* counts, const double* sums, int64_t n_arms, const uint8_t* mask,
+                       int64_t n_mask_rows, int64_t n_rows, const MabParams& p, double* out, int n_threads) {
+    check_mab_params(p);
+    check_mab_state(counts, sums, n_arms);
+    check_mask(mask, n_mask_rows, n_rows);
+    std::vector<double> point;
+    mab_point_scores(counts, sums, n_arms, p, point);
+    std::vector<double> logit(static_cast<size_t>(n_arms));
+    for (int64_t a = 0; a < n_arms; ++a) logit[a] = point[a] / p.temperature;
+    const int workers = planned_workers(n_rows, n_threads, 16);
+    std::vector<std::vector<int32_t>> cands(workers), orders(workers);
+    std::vector<std::vector<double>> values(workers, std::vector<double>(static_cast<size_t>(n_arms)));
+    parallel_for(
+        0, n_rows, n_threads,
+        [&](int64_t r, int w) {
+            double* row = out + r * n_arms;
+            std::fill(row, row + n_arms, 0.0);
+            auto& cand = cands[w];
+            candidates_of(mask, n_mask_rows, r, n_arms, cand);
+            require_candidates(cand, 1, r);
+            switch (p.policy) {
+                case Policy::EpsilonGreedy:
+                    tie_probabilities(point.data(), cand, 1.0 - p.epsilon, row);
+                    for (int32_t a : cand) row[a] += p.epsilon / static_cast<double>(cand.size());
+                    break;
+                case Policy::UCB1:
+                    tie_probabilities(point.data(), cand, 1.0, row);
+                    break;
+                case Policy::Softmax:
+                    softmax_probs(logit.data(), cand, row);
+                    break;
+                default: {
+                    Rng est(stream_seed(p.seed, static_cast<uint64_t>(r), kEstimate));
+                    MabDraw draw{counts, sums, &p, logit.data()};
+                    sampled_probabilities_row(draw, cand, p.n_draws, est, values[w], orders[w], row);
+                }
+            }
+        },
+        16);
+}
+
+void mab_select(const double* counts, const double* sums, int64_t n_arms, const uint8_t* mask,
+                int64_t n_mask_rows, int64_t n_rows, int64_t k, const MabParams& p, int32_t* arms,
+                double* propensities, int n_threads) {
+    check_mab_params(p);
+    check_mab_state(counts, sums, n_arms);
+    check_mask(mask, n_mask_rows, n_rows);
+    if (k <= 0) throw std::invalid_argument("k must be a positive integer");
+    std::vector<double> point;
+    mab_point_scores(counts, sums, n_arms, p, point);
+    std::vector<double> logit(static_cast<size_t>(n_arms));
+    for (int64_t a = 0; a < n_arms; ++a) logit[a] = point[a] / p.temperature;
+    const int workers = planned_workers(n_rows, n_threads, 64);
+    std::vector<std::vector<int32_t>> cands(workers), orders(workers);
+    std::vector<std::vector<double>> values(workers, std::vector<double>(static_cast<size_t>(n_arms)));
+    std::vector<std::vector<double>> probs(workers, std::vector<double>(static_cast<size_t>(n_arms)));
+    parallel_for(
+        0, n_rows, n_threads,
+        [&](int64_t r, int w) {
+            auto& cand = cands[w];
+            candidates_of(mask, n_mask_rows, r, n_arms, cand);
+            require_candidates(cand, k, r);
+            int32_t* row_arms = arms + r * k;
+            double* row_prop = propensities ? propensities + r * k : nullptr;
+            Rng choose(stream_seed(p.seed, static_cast<uint64_t>(r), kChoose));
+            const double nc = static_cast<double>(cand.size());
+            switch (p.policy) {
+                case Policy::EpsilonGreedy: {
+                    const bool explore = p.epsilon > 0.0 && choose.uniform() < p.epsilon;
+                    if (explore) {  // k distinct arms uniformly at random (partial Fisher-Yates)
+                        for (int64_t j = 0; j < k; ++j) {
+                            const int64_t i = j + static_cast<int64_t>(choose.below(static_cast<uint64_t>(cand.size() - j)));
+                            std::swap(cand[j], cand[i]);
+                            row_arms[j] = cand[j];
+                        }
+                        if (row_prop) {
+                            // the greedy ranking's probability of the same arms at the same slots
+                            std::vector<int32_t> greedy(static_cast<size_t>(k));
+                            std::vector<double> gp(static_cast<size_t>(k));
+                            std::vector<int32_t> sorted(cand);
+                            std::sort(sorted.begin(), sorted.end());
+                            std::stable_sort(sorted.begin(), sorted.end(),
+                                             [&](int32_t x, int32_t y) { return point[x] > point[y]; });
+                            for (int64_t j = 0; j < k; ++j) {
+                                // slot j of the greedy ranking: its tie group [s, e)
+                                const int32_t a = row_arms[j];
+                                int64_t s = j, e = j + 1;
+                                const double v = point[sorted[j]];
+                                while (s > 0 && point[sorted[s - 1]] == v) --s;
+                                while (e < static_cast<int64_t>(sorted.size()) && point[sorted[e]] == v) ++e;
+                                const double pg = point[a] == v ? 1.0 / static_cast<double>(e - s) : 0.0;
+                                row_prop[j] = (1.0 - p.epsilon) * pg + p.epsilon / nc;
+                            }
+                        }
+                    } else {
+                        rank_with_ties(point.data(), cand, k, choose, row_arms, row_prop);
+                        if (row_prop)
+                            for (int64_t j = 0; j < k; ++j) row_prop[j] = (1.0 - p.epsilon) * row_prop[j] + p.epsilon / nc;
+                    }
+                    break;
+                }
+                case Policy::UCB1:
+                    rank_with_ties(point.data(), cand, k, choose, row_arms, row_prop);
+                    break;
+                default: {
+                    Rng est(stream_seed(p.seed, static_cast<uint64_t>(r), kEstimate));
+                    MabDraw draw{counts, sums, &p, logit.data()};
+                    const bool exact_first = p.policy == Policy::Softmax;
+                    const bool estimate = row_prop && (!exact_first || k > 1);
+                    sampled_select_row(draw, cand, k, p.n_draws, choose, est, values[w], orders[w], row_arms,
+                                       estimate ? row_prop : nullptr);
+                    if (row_prop && exact_first) {
+                        auto& pr = probs[w];
+                        softmax_probs(logit.data(), cand, pr.data());
+                        row_prop[0] = pr[row_arms[0]];
+                    }
+                }
+            }
+        },
+        64);
+}
+
+void mab_update(double* counts, double* sums, int64_t n_arms, const int32_t* arms, const double* rewards,
+                int64_t n_events) {
+    for (int64_t i = 0; i < n_events; ++i) {
+        if (arms[i] < 0 || arms[i] >= n_arms)
+            throw std::out_of_range("arm index " + std::to_string(arms[i]) + " of event " + std::to_string(i) +
+                                    " is outside [0, " + std::to_string(n_arms) + ")");
+        if (!std::isfinite(rewards[i]))
+            throw std::invalid_argument("reward of event " + std::to_string(i) + " is NaN or infinite");
+    }
+    for (int64_t i = 0; i < n_events; ++i) {
+        counts[arms[i]] += 1.0;
+        sums[arms[i]] += rewards[i];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// linear policies
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MapMat = Eigen::Map<RowMat>;
+using MapCMat = Eigen::Map<const RowMat>;
+using MapVec = Eigen::Map<Eigen::VectorXd>;
+using MapCVec = Eigen::Map<const Eigen::VectorXd>;
+
+void check_linear(const LinearState& s) {
+    if (s.n_arms <= 0) throw std::invalid_argument("the policy has no arms: add arms first");
+    if (s.d <= 0) throw std::invalid_argument("contexts must have at least one feature");
+    if (!s.A_inv || !s.b) throw std::invalid_argument("linear state arrays are missing");
+    const bool hybrid = s.A0 || s.b0 || s.B || s.arm_features;
+    if (hybrid && (!s.A0 || !s.b0 || !s.B || !s.arm_features || s.m <= 0))
+        throw std::invalid_argument("hybrid state needs A0, b0, B and arm features");
+}
+
+void check_contexts(const double* x, int64_t n, int64_t d) {
+    for (int64_t i = 0; i < n * d; ++i)
+        if (!std::isfinite(x[i]))
+            throw std::invalid_argument("contexts contain NaN or infinite values (row " + std::to_string(i / d) +
+                                        "); clean or impute them first");
+}
+
+// Everything per call that does not depend on the row: theta_a (n_arms x d), and for hybrid
+// A0^-1 and beta.
+struct LinearPrepared {
+    RowMat theta;
+    Eigen::MatrixXd A0_inv;
+    Eigen::VectorXd beta;
+    bool hybrid = false;
+    int64_t k = 0;
+};
+
+LinearPrepared prepare(const LinearState& s) {
+    LinearPrepared lp;
+    const int64_t d = s.d;
+    lp.hybrid = s.A0 != nullptr;
+    lp.theta.resize(s.n_arms, d);
+    if (lp.hybrid) {
+        lp.k = d * s.m;
+        MapCMat A0(s.A0, lp.k, lp.k);
+        Eigen::LDLT<Eigen::MatrixXd> ldlt(A0);
+        if (ldlt.info() != Eigen::Success) throw std::invalid_argument("shared matrix A0 is not positive definite");
+        lp.A0_inv = ldlt.solve(Eigen::MatrixXd::Identity(lp.k, lp.k));
+        lp.beta = lp.A0_inv * MapCVec(s.b0, lp.k);
+    }
+    for (int64_t a = 0; a < s.n_arms; ++a) {
+        MapCMat Ai(s.A_inv + a * d * d, d, d);
+        Eigen::VectorXd rhs = MapCVec(s.b + a * d, d);
+        if (lp.hybrid) rhs -= MapCMat(s.B + a * d * lp.k, d, lp.k) * lp.beta;
+        lp.theta.row(a) = (Ai * rhs).transpose();
+    }
+    return lp;
+}
+
+// Mean and width of the candidate arms for one context.
+struct LinearScorer {
+    const LinearState& s;
+    const LinearPrepared& lp;
+    Eigen::VectorXd u, z, v;
+    explicit LinearScorer(const LinearState& st, const LinearPrepared& p) : s(st), lp(p) {
+        u.resize(s.d);
+        if (lp.hybrid) {
+            z.resize(lp.k);
+            v.resize(lp.k);
+        }
+    }
+    void score(const double* xp, const std::vector<int32_t>& cand, double* mean, double* width) {
+        const int64_t d = s.d;
+        MapCVec x(xp, d);
+        for (int32_t a : cand) {
+            MapCMat Ai(s.A_inv + static_cast<int64_t>(a) * d * d, d, d);
+            u.noalias() = Ai * x;
+            double m = lp.theta.row(a).dot(x);
+            double var = x.dot(u);
+            if (lp.hybrid) {
+                const double* f = s.arm_features + static_cast<int64_t>(a) * s.m;
+                for (int64_t i = 0; i < d; ++i)
+                    for (int64_t j = 0; j < s.m; ++j) z[i * s.m + j] = xp[i] * f[j];
+                m += z.dot(lp.beta);
+                MapCMat Ba(s.B + static_cast<int64_t>(a) * d * lp.k, d, lp.k);
+                v.noalias() = z - Ba.transpose() * u;
+                var += v.dot(lp.A0_inv * v);
+            }
+            mean[a] = m;
+            width[a] = std::sqrt(std::max(0.0, var));
+        }
+    }
+};
+
+struct LinearDraw {
+    const double* mean;
+    const double* width;
+    double alpha;
+    void operator()(Rng& rng, const std::vector<int32_t>& cand, double* value) const {
+        for (int32_t a : cand) value[a] = mean[a] + alpha * width[a] * rng.normal();
+    }
+};
+
+void check_linear_params(const LinearParams& p) {
+    if (p.policy != LinearPolicy::LinUCB && p.policy != LinearPolicy::LinTS)
+        throw std::invalid_argument("unknown linear policy code " + std::to_string(static_cast<int>(p.policy)));
+    if (!(p.alpha >= 0.0) || !std::isfinite(p.alpha)) throw std::invalid_argument("alpha must be finite and >= 0");
+}
+
+}  // namespace
+
+void linear_scores(const LinearState& s, const double* contexts, int64_t n_rows, const uint8_t* mask,
+                   int64_t n_mask_rows, double* mean, double* width, int n_threads) {
+    check_linear(s);
+    check_mask(mask, n_mask_rows, n_rows);
+    check_contexts(contexts, n_rows, s.d);
+    const LinearPrepared lp = prepare(s);
+    const int workers = planned_workers(n_rows, n_threads, 16);
+    std::vector<LinearScorer> scorers(workers, LinearScorer(s, lp));
+    std::vector<std::vector<int32_t>> cands(workers);
+    parallel_for(
+        0, n_rows, n_threads,
+        [&](int64_t r, int w) {
+            double* mr = mean + r * s.n_arms;
+            double* wr = width + r * s.n_arms;
+            std::fill(mr, mr + s.n_arms, -kInf);
+            std::fill(wr, wr + s.n_arms, 0.0);
+            candidates_of(mask, n_mask_rows, r, s.n_arms, cands[w]);
+            scorers[w].score(contexts + r * s.d, cands[w], mr, wr);
+        },
+        16);
+}
+
+void linear_probabilities(const LinearState& s, const double* contexts, int64_t n_rows, const uint8_t* mask,
+                          int64_t n_mask_rows, const LinearParams& p, double* out, int n_threads) {
+    check_linear(s);
+    check_linear_params(p);
+    check_mask(mask, n_mask_rows, n_rows);
+    check_contexts(contexts, n_rows, s.d);
+    const LinearPrepared lp = prepare(s);
+    const int64_t n_arms = s.n_arms;
+    const int workers = planned_workers(n_rows, n_threads, 16);
+    std::vector<LinearScorer> scorers(workers, LinearScorer(s, lp));
+    std::vector<std::vector<int32_t>> cands(workers), orders(workers);
+    std::vector<std::vector<double>> means(workers, std::vector<double>(n_arms)), widths(means), values(means),
+        ucb(means);
+    parallel_for(
+        0, n_rows, n_threads,
+        [&](int64_t r, int w) {
+            double* row = out + r * n_arms;
+            std::fill(row, row + n_arms, 0.0);
+            auto& cand = cands[w];
+            candidates_of(mask, n_mask_rows, r, n_arms, cand);
+            require_candidates(cand, 1, r);
+            scorers[w].score(contexts + r * s.d, cand, means[w].data(), widths[w].data());
+            if (p.policy == LinearPolicy::LinUCB) {
+                for (int32_t a : cand) ucb[w][a] = means[w][a] + p.alpha * widths[w][a];
+                tie_probabilities(ucb[w].data(), cand, 1.0, row);
+            } else {
+                Rng est(stream_seed(p.seed, static_cast<uint64_t>(r), kEstimate));
+                LinearDraw draw{means[w].data(), widths[w].data(), p.alpha};
+                sampled_probabilities_row(draw, cand, p.n_draws, est, values[w], orders[w], row);
+            }
+        },
+        16);
+}
+
+void linear_select(const LinearState& s, const double* contexts, int64_t n_rows, const uint8_t* mask,
+                   int64_t n_mask_rows, int64_t k, const LinearParams& p, int32_t* arms, double* propensities,
+                   int n_threads) {
+    check_linear(s);
+    check_linear_params(p);
+    check_mask(mask, n_mask_rows, n_rows);
+    check_contexts(contexts, n_rows, s.d);
+    if (k <= 0) throw std::invalid_argument("k must be a positive integer");
+    const LinearPrepared lp = prepare(s);
+    const int64_t n_arms = s.n_arms;
+    const int workers = planned_workers(n_rows, n_threads, 64);
+    std::vector<LinearScorer> scorers(workers, LinearScorer(s, lp));
+    std::vector<std::vector<int32_t>> cands(workers), orders(workers);
+    std::vector<std::vector<double>> means(workers, std::vector<double>(n_arms)), widths(means), values(means),
+        ucb(means);
+    parallel_for(
+        0, n_rows, n_threads,
+        [&](int64_t r, int w) {
+            auto& cand = cands[w];
+            candidates_of(mask, n_mask_rows, r, n_arms, cand);
+            require_candidates(cand, k, r);
+            scorers[w].score(contexts + r * s.d, cand, means[w].data(), widths[w].data());
+            int32_t* row_arms = arms + r * k;
+            double* row_prop = propensities ? propensities + r * k : nullptr;
+            Rng choose(stream_seed(p.seed, static_cast<uint64_t>(r), kChoose));
+            if (p.policy == LinearPolicy::LinUCB) {
+                for (int32_t a : cand) ucb[w][a] = means[w][a] + p.alpha * widths[w][a];
+                rank_with_ties(ucb[w].data(), cand, k, choose, row_arms, row_prop);
+            } else {
+                Rng est(stream_seed(p.seed, static_cast<uint64_t>(r), kEstimate));
+                LinearDraw draw{means[w].data(), widths[w].data(), p.alpha};
+                sampled_select_row(draw, cand, k, p.n_draws, choose, est, values[w], orders[w], row_arms, row_prop);
+            }
+        },
+        64);
+}
+
+void linear_update(const LinearState& s, const int32_t* arms, const double* rewards, const double* contexts,
+                   int64_t n_events) {
+    check_linear(s);
+    const int64_t d = s.d;
+    for (int64_t i = 0; i < n_events; ++i) {
+        if (arms[i] < 0 || arms[i] >= s.n_arms)
+            throw std::out_of_range("arm index " + std::to_string(arms[i]) + " of event " + std::to_string(i) +
+                                    " is outside [0, " + std::to_string(s.n_arms) + ")");
+        if (!std::isfinite(rewards[i]))
+            throw std::invalid_argument("reward of event " + std::to_string(i) + " is NaN or infinite");
+    }
+    check_contexts(contexts, n_events, d);
+    const bool hybrid = s.A0 != nullptr;
+    const int64_t k = hybrid ? d * s.m : 0;
+    Eigen::VectorXd u(d), z(k), t1(k), t2(k);
+    RowMat BtAi;  // B_a^T A_a^-1 (k x d)
+    for (int64_t i = 0; i < n_events; ++i) {
+        const int64_t a = arms[i];
+        const double r = rewards[i];
+        MapCVec x(contexts + i * d, d);
+        MapMat Ai(s.A_inv + a * d * d, d, d);
+        MapVec ba(s.b + a * d, d);
+        if (!hybrid) {
+            u.noalias() = Ai * x;
+            const double denom = 1.0 + x.dot(u);
+            Ai.noalias() -= (u * u.transpose()) / denom;
+            ba.noalias() += r * x;
+            continue;
+        }
+        MapMat A0(s.A0, k, k);
+        MapVec b0(s.b0, k);
+        MapMat Ba(s.B + a * d * k, d, k);
+        const double* f = s.arm_features + a * s.m;
+        for (int64_t p = 0; p < d; ++p)
+            for (int64_t q = 0; q < s.m; ++q) z[p * s.m + q] = x[p] * f[q];
+        BtAi.noalias() = Ba.transpose() * Ai;
+        A0.noalias() += BtAi * Ba;
+        b0.noalias() += BtAi * ba;
+        u.noalias() = Ai * x;
+        const double denom = 1.0 + x.dot(u);
+        Ai.noalias() -= (u * u.transpose()) / denom;
+        Ba.noalias() += x * z.transpose();
+        ba.noalias() += r * x;
+        BtAi.noalias() = Ba.transpose() * Ai;
+        A0.noalias() += z * z.transpose();
+        A0.noalias() -= BtAi * Ba;
+        b0.noalias() += r * z;
+        b0.noalias() -= BtAi * ba;
+    }
+}
+
+}  // namespace recforge::bandits
