@@ -35,6 +35,8 @@ import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pandas as pd
+
 import numpy as np
 
 from . import _core
@@ -49,6 +51,7 @@ __all__ = [
     "LinUCB",
     "LinTS",
     "load",
+    "ColdStartRecommender",
 ]
 
 FORMAT_VERSION = 1
@@ -817,3 +820,187 @@ class LinTS(_Linear):
 def load(path: str | Path) -> Bandit:
     """Read any policy written by ``save``."""
     return Bandit.load(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# cold start behind the recommender contract
+# ---------------------------------------------------------------------------------------------
+from .base import Recommender as _Recommender  # noqa: E402
+from .base import _REGISTRY as _MODEL_REGISTRY  # noqa: E402
+
+
+class ColdStartRecommender(_Recommender):
+    """A fitted recommender for warm users, a Thompson-sampling bandit for cold users.
+
+    ``fit`` trains ``recommender`` (default: :class:`~recforge.ALS` with 32 factors) on the
+    interactions and a Beta-Bernoulli :class:`ThompsonSampling` policy whose arms are the items.
+    Each item's prior is its popularity: ``prior_strength`` pseudo-impressions with a click
+    rate equal to the fraction of users who interacted with it, so items nobody interacted
+    with yet (cold items) start low but keep being explored.
+
+    * ``recommend`` (the shared contract, deterministic): warm users get the recommender's
+      top-n; users without training interactions (or unknown to the model, with
+      ``ids="index"`` beyond the fit) get the bandit's posterior-mean ranking.
+    * ``serve`` (online): cold users get a Thompson-sampling slate with its propensities,
+      warm users the recommender's top-n with propensity 1; every impression is logged
+      (:meth:`serving_log`) so it can be evaluated off-policy later.
+    * ``feedback(items, rewards)`` updates the bandit with observed clicks.
+    """
+
+    def __init__(self, recommender: Any = None, *, prior_strength: float = 20.0, n_draws: int = 1000,
+                 random_state: int | None = None, n_threads: int = 0) -> None:
+        self.recommender = recommender
+        self.prior_strength = prior_strength
+        self.n_draws = n_draws
+        self.random_state = random_state
+        self.n_threads = n_threads
+
+    def _make_base(self) -> _Recommender:
+        if self.recommender is not None:
+            if not isinstance(self.recommender, _Recommender):
+                raise ValueError(f"recommender must be a recforge Recommender, got {type(self.recommender).__name__}")
+            import copy
+
+            return copy.deepcopy(self.recommender)
+        from .factorization import ALS
+
+        return ALS(factors=32, iterations=10, random_state=self.random_state, n_threads=self.n_threads)
+
+    def _fit(self, data: Any, **fit_params: Any) -> None:
+        strength = _check_real(self.prior_strength, "prior_strength", low=0.0, strict_low=True)
+        base = self._make_base()
+        try:
+            base.fit(data, show_progress=False, **fit_params)
+        except TypeError:
+            base.fit(data, **fit_params)
+        self.base_ = base
+        n_users, n_items = self.seen_.shape
+        self.warm_users_ = np.diff(self.seen_.indptr) > 0
+        rate = np.asarray(self.seen_.sum(axis=0)).ravel() / max(n_users, 1)
+        policy = ThompsonSampling("bernoulli", n_draws=self.n_draws, random_state=self.random_state, n_threads=1)
+        policy.add_arms(np.arange(n_items))
+        policy.counts_[:] = strength
+        policy.sums_[:] = strength * rate
+        self.policy_ = policy
+        self._log: list[dict[str, Any]] = []
+
+    def _bandit_scores(self, n_rows: int) -> np.ndarray:
+        p = self.policy_
+        mean = (p.prior_a + p.sums_) / (p.prior_a + p.prior_b + p.counts_)
+        return np.broadcast_to(mean.astype(np.float32), (n_rows, len(mean)))
+
+    def _recommend_indices(self, user_idx, n, exclude, candidates, n_threads):
+        from .retrieval import topk_dense
+
+        warm = self.warm_users_[user_idx]
+        tops = np.empty((len(user_idx), n), dtype=np.int32)
+        vals = np.empty((len(user_idx), n), dtype=np.float32)
+        if warm.any():
+            rows = np.flatnonzero(warm)
+            ex = exclude[rows] if exclude is not None else None
+            t, s = self.base_._recommend_indices(user_idx[rows], n, ex, candidates, n_threads)
+            tops[rows], vals[rows] = t, s
+        if (~warm).any():
+            rows = np.flatnonzero(~warm)
+            ex = exclude[rows] if exclude is not None else None
+            t, s = topk_dense(np.ascontiguousarray(self._bandit_scores(rows.size)), n, exclude=ex,
+                              candidates=candidates, n_threads=n_threads)
+            tops[rows], vals[rows] = t, s
+        return tops, vals
+
+    def _score_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        out = np.empty(len(user_idx), dtype=np.float32)
+        warm = self.warm_users_[user_idx]
+        if warm.any():
+            out[warm] = self.base_._score_pairs(user_idx[warm], item_idx[warm])
+        if (~warm).any():
+            out[~warm] = self._bandit_scores(1)[0][item_idx[~warm]]
+        return out
+
+    def serve(self, users: Any, n: int = 1, *, items: Any = None, ids: str = "raw") -> pd.DataFrame:
+        """Choose ``n`` items per user online; returns and logs one row per impression.
+
+        Columns: user, item, slot, propensity (probability of the item at that slot), source
+        ("recommender" or "bandit").
+        """
+        import pandas as pd
+
+        self._check_fitted()
+        n = check_positive_int(n, "n")
+        user_idx = self._to_index(np.atleast_1d(users), "user", ids)
+        cand = None
+        if items is not None:
+            cand = np.unique(self._to_index(np.atleast_1d(items), "item", ids))
+        warm = self.warm_users_[user_idx]
+        rows = []
+        if warm.any():
+            w_items, _ = self.recommend(user_idx[warm], n=n, ids="index", items=cand)
+            for u, its in zip(user_idx[warm], w_items):
+                rows += [(u, i, s, 1.0, "recommender") for s, i in enumerate(its) if i >= 0]
+        if (~warm).any():
+            cold = user_idx[~warm]
+            arms, prop = self.policy_.select(n=cold.size, k=n, candidates=cand)
+            arms, prop = arms.reshape(cold.size, n), prop.reshape(cold.size, n)
+            for u, its, ps in zip(cold, arms, prop):
+                rows += [(u, int(i), s, float(p), "bandit") for s, (i, p) in enumerate(zip(its, ps))]
+        df = pd.DataFrame(rows, columns=["user", "item", "slot", "propensity", "source"])
+        if ids == "raw":
+            df["user"] = self.user_ids_[df["user"].to_numpy(np.int64)]
+            df["item"] = self.item_ids_[df["item"].to_numpy(np.int64)]
+        self._log.extend(df.to_dict("records"))
+        return df
+
+    def feedback(self, items: Any, rewards: Any, *, ids: str = "raw") -> ColdStartRecommender:
+        """Observed rewards (clicks in [0, 1]) of served items: updates the cold-start bandit."""
+        self._check_fitted()
+        idx = self._to_index(np.atleast_1d(items), "item", ids).astype(np.int64)
+        self.policy_.update(idx, rewards)
+        return self
+
+    def serving_log(self) -> pd.DataFrame:
+        """Every impression served since ``fit`` (or load), with its propensity."""
+        import pandas as pd
+
+        self._check_fitted()
+        return pd.DataFrame(getattr(self, "_log", []), columns=["user", "item", "slot", "propensity", "source"])
+
+    # -- persistence: the base model's arrays travel inside this model's file ---------------
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        state = super()._state_arrays()
+        state["warm_users_"] = self.warm_users_
+        state["policy_counts_"] = self.policy_.counts_
+        state["policy_sums_"] = self.policy_.sums_
+        state["policy_seed_"] = np.asarray(self.policy_.seed_)
+        state["policy_n_calls_"] = np.asarray(self.policy_.n_calls_)
+        state["base_class_"] = np.array(type(self.base_).__name__)
+        state["base_params_"] = np.array(self.base_._json_params())
+        for k, v in self.base_._state_arrays().items():
+            state["base__" + k] = v
+        return state
+
+    def _restore_arrays(self, state: dict[str, np.ndarray]) -> None:
+        super()._restore_arrays(state)
+        for key in ("warm_users_", "policy_counts_", "policy_sums_", "base_class_", "base_params_"):
+            if key not in state:
+                raise ValueError(f"{key} is missing")
+        self.warm_users_ = state["warm_users_"].astype(bool)
+        base_cls = _MODEL_REGISTRY.get(str(state["base_class_"]))
+        if base_cls is None:
+            raise ValueError(f"unknown base recommender class {str(state['base_class_'])!r}")
+        base = base_cls(**json.loads(str(state["base_params_"])))
+        base._restore_arrays({k[6:]: v for k, v in state.items() if k.startswith("base__")})
+        base._check_state()
+        self.base_ = base
+        policy = ThompsonSampling("bernoulli", n_draws=self.n_draws, random_state=self.random_state, n_threads=1)
+        policy.add_arms(np.arange(len(self.item_ids_)))
+        policy.counts_ = state["policy_counts_"].astype(np.float64)
+        policy.sums_ = state["policy_sums_"].astype(np.float64)
+        policy.seed_ = state.get("policy_seed_", policy.seed_)
+        policy.n_calls_ = state.get("policy_n_calls_", policy.n_calls_)
+        self.policy_ = policy
+        self._log = []
+
+    def _check_state(self) -> None:
+        super()._check_state()
+        if self.warm_users_.shape != (self.seen_.shape[0],) or self.policy_.counts_.shape != (self.seen_.shape[1],):
+            raise ValueError("cold-start state does not match the interaction shape")
