@@ -380,3 +380,26 @@ def test_bad_input_gives_clear_errors():
         ts.add_arms([0])
     with pytest.raises(ValueError, match="no parameter"):
         ts.set_params(nope=1)
+
+
+def test_thompson_probabilities_match_closed_forms_for_two_arms():
+    """P(arm 0 wins) from the samplers against exact integrals of the posteriors."""
+    from scipy import integrate, stats
+
+    gauss = B.ThompsonSampling("gaussian", noise_sd=1.0, prior_precision=1.0, n_draws=200000, random_state=0)
+    gauss.fit([0] * 4 + [1] * 9, [0.5, 1.0, 0.2, 0.9] + [0.3] * 9)
+    m = gauss.sums_ / (1 + gauss.counts_)
+    sd = 1.0 / np.sqrt(1 + gauss.counts_)
+    exact = stats.norm.cdf((m[0] - m[1]) / np.hypot(sd[0], sd[1]))
+    assert gauss.probabilities()[0, 0] == pytest.approx(exact, abs=4 * np.sqrt(0.25 / 200000))
+    beta = B.ThompsonSampling(n_draws=200000, random_state=0).fit([0] * 5 + [1] * 12, [1, 0, 1, 0, 0] + [1] * 4 + [0] * 8)
+    a = 1 + beta.sums_
+    b = 1 + beta.counts_ - beta.sums_
+    exact = integrate.quad(lambda t: stats.beta.pdf(t, a[0], b[0]) * stats.beta.cdf(t, a[1], b[1]), 0, 1)[0]
+    assert beta.probabilities()[0, 0] == pytest.approx(exact, abs=4 * np.sqrt(0.25 / 200000))
+    lints = B.LinTS(0.7, n_draws=200000, random_state=0)
+    lints, x = _trained_linear(lints)
+    lints.remove_arms(lints.arms_[2:])
+    mean, width = lints.predict(x[:1])
+    exact = stats.norm.cdf((mean[0, 0] - mean[0, 1]) / (0.7 * np.hypot(width[0, 0], width[0, 1])))
+    assert lints.probabilities(x[:1])[0, 0] == pytest.approx(exact, abs=4 * np.sqrt(0.25 / 200000))

@@ -2,6 +2,7 @@
 #include "recforge/bandits.hpp"
 
 #include <Eigen/Dense>
+#include <immintrin.h>
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -32,8 +33,6 @@ uint64_t stream_seed(uint64_t seed, uint64_t row, uint64_t purpose) {
 // splitmix64 stream with the draws the policies need.
 struct Rng {
     uint64_t state;
-    bool has_spare = false;
-    double spare = 0.0;
     explicit Rng(uint64_t s) : state(s) {}
     uint64_t next() {
         uint64_t z = (state += 0x9E3779B97F4A7C15ull);
@@ -60,49 +59,61 @@ struct Rng {
         }
         return static_cast<uint64_t>(m >> 64);
     }
-    double normal() {
-        if (has_spare) {
-            has_spare = false;
-            return spare;
-        }
-        double u, v, s;
-        do {
-            u = 2.0 * uniform() - 1.0;
-            v = 2.0 * uniform() - 1.0;
-            s = u * u + v * v;
-        } while (s >= 1.0 || s == 0.0);
-        const double f = std::sqrt(-2.0 * std::log(s) / s);
-        spare = v * f;
-        has_spare = true;
-        return u * f;
-    }
-    // Marsaglia & Tsang (2000); shape < 1 by the boost G(a) = G(a + 1) U^(1/a).
-    double gamma(double shape) {
-        if (shape < 1.0) {
-            const double g = gamma(shape + 1.0);
-            return g * std::pow(open_uniform(), 1.0 / shape);
-        }
-        const double d = shape - 1.0 / 3.0;
-        const double c = 1.0 / std::sqrt(9.0 * d);
-        for (;;) {
-            double x, v;
-            do {
-                x = normal();
-                v = 1.0 + c * x;
-            } while (v <= 0.0);
-            v = v * v * v;
-            const double u = open_uniform();
-            if (u < 1.0 - 0.0331 * x * x * x * x) return d * v;
-            if (std::log(u) < 0.5 * x * x + d * (1.0 - v + std::log(v))) return d * v;
-        }
-    }
-    double beta(double a, double b) {
-        const double x = gamma(a);
-        const double y = gamma(b);
-        return x / (x + y);
-    }
+    // Standard normal by the ziggurat method (Marsaglia & Tsang 2000, 128 layers); the layer
+    // index and the value come from disjoint bits of one 64-bit draw.
+    double normal();
     double gumbel() { return -std::log(-std::log(open_uniform())); }
 };
+
+struct Ziggurat {
+    uint32_t kn[128];
+    double wn[128], fn[128];
+    Ziggurat() {
+        const double m1 = 2147483648.0, vn = 9.91256303526217e-3;
+        double dn = 3.442619855899, tn = dn;
+        const double q = vn / std::exp(-0.5 * dn * dn);
+        kn[0] = static_cast<uint32_t>((dn / q) * m1);
+        kn[1] = 0;
+        wn[0] = q / m1;
+        wn[127] = dn / m1;
+        fn[0] = 1.0;
+        fn[127] = std::exp(-0.5 * dn * dn);
+        for (int i = 126; i >= 1; --i) {
+            dn = std::sqrt(-2.0 * std::log(vn / dn + std::exp(-0.5 * dn * dn)));
+            kn[i + 1] = static_cast<uint32_t>((dn / tn) * m1);
+            tn = dn;
+            fn[i] = std::exp(-0.5 * dn * dn);
+            wn[i] = dn / m1;
+        }
+    }
+};
+
+const Ziggurat& ziggurat() {
+    static const Ziggurat z;
+    return z;
+}
+
+double Rng::normal() {
+    const Ziggurat& zg = ziggurat();
+    constexpr double r = 3.442619855899;
+    for (;;) {
+        const uint64_t bits = next();
+        const int iz = static_cast<int>(bits & 127u);
+        const int32_t hz = static_cast<int32_t>(static_cast<uint32_t>(bits >> 32));
+        const uint32_t mag = hz < 0 ? static_cast<uint32_t>(-(static_cast<int64_t>(hz))) : static_cast<uint32_t>(hz);
+        const double x = static_cast<double>(hz) * zg.wn[iz];
+        if (mag < zg.kn[iz]) return x;
+        if (iz == 0) {  // the tail beyond r
+            double xt, yt;
+            do {
+                xt = -std::log(open_uniform()) / r;
+                yt = -std::log(open_uniform());
+            } while (yt + yt < xt * xt);
+            return hz > 0 ? r + xt : -r - xt;
+        }
+        if (zg.fn[iz] + uniform() * (zg.fn[iz - 1] - zg.fn[iz]) < std::exp(-0.5 * x * x)) return x;
+    }
+}
 
 enum Purpose : uint64_t { kChoose = 1, kEstimate = 2 };
 
@@ -290,29 +301,76 @@ void mab_point_scores(const double* counts, const double* sums, int64_t n_arms, 
     }
 }
 
+// Marsaglia-Tsang constants of a Gamma(shape) draw, computed once per arm and call.
+struct GammaConst {
+    double d = 0.0, c = 0.0, inv_shape = 0.0;  // inv_shape > 0: shape < 1, boosted from shape + 1
+    explicit GammaConst(double shape = 1.0) {
+        const double s = shape < 1.0 ? shape + 1.0 : shape;
+        d = s - 1.0 / 3.0;
+        c = 1.0 / std::sqrt(9.0 * d);
+        inv_shape = shape < 1.0 ? 1.0 / shape : 0.0;
+    }
+};
+
+inline double gamma_draw(Rng& rng, const GammaConst& g) {
+    double out;
+    for (;;) {
+        double x, v;
+        do {
+            x = rng.normal();
+            v = 1.0 + g.c * x;
+        } while (v <= 0.0);
+        v = v * v * v;
+        const double u = rng.open_uniform();
+        const double x2 = x * x;
+        if (u < 1.0 - 0.0331 * x2 * x2 || std::log(u) < 0.5 * x2 + g.d * (1.0 - v + std::log(v))) {
+            out = g.d * v;
+            break;
+        }
+    }
+    if (g.inv_shape > 0.0) out *= std::pow(rng.open_uniform(), g.inv_shape);
+    return out;
+}
+
+// Per-call tables of the sampled policies: Beta shapes, Gaussian posteriors, softmax logits.
 struct MabDraw {
-    const double* counts;
-    const double* sums;
-    const MabParams* p;
-    const double* mean;  // softmax: mean / temperature
+    Policy policy;
+    std::vector<GammaConst> ga, gb;
+    std::vector<double> mu, sd;
+    const double* logit;
+    MabDraw(const double* counts, const double* sums, int64_t n_arms, const MabParams& p, const double* lg)
+        : policy(p.policy), logit(lg) {
+        if (policy == Policy::ThompsonBeta) {
+            ga.resize(static_cast<size_t>(n_arms));
+            gb.resize(static_cast<size_t>(n_arms));
+            for (int64_t a = 0; a < n_arms; ++a) {
+                ga[a] = GammaConst(p.prior_a + sums[a]);
+                gb[a] = GammaConst(p.prior_b + std::max(0.0, counts[a] - sums[a]));
+            }
+        } else if (policy == Policy::ThompsonGaussian) {
+            mu.resize(static_cast<size_t>(n_arms));
+            sd.resize(static_cast<size_t>(n_arms));
+            for (int64_t a = 0; a < n_arms; ++a) {
+                const double prec = p.prior_precision + counts[a];
+                mu[a] = (p.prior_precision * p.prior_mean + sums[a]) / prec;
+                sd[a] = p.noise_sd / std::sqrt(prec);
+            }
+        }
+    }
     void operator()(Rng& rng, const std::vector<int32_t>& cand, double* value) const {
-        switch (p->policy) {
+        switch (policy) {
             case Policy::ThompsonBeta:
                 for (int32_t a : cand) {
-                    const double s = sums[a];
-                    const double f = std::max(0.0, counts[a] - s);
-                    value[a] = rng.beta(p->prior_a + s, p->prior_b + f);
+                    const double x = gamma_draw(rng, ga[a]);
+                    const double y = gamma_draw(rng, gb[a]);
+                    value[a] = x / (x + y);
                 }
                 break;
             case Policy::ThompsonGaussian:
-                for (int32_t a : cand) {
-                    const double prec = p->prior_precision + counts[a];
-                    const double mu = (p->prior_precision * p->prior_mean + sums[a]) / prec;
-                    value[a] = mu + p->noise_sd / std::sqrt(prec) * rng.normal();
-                }
+                for (int32_t a : cand) value[a] = mu[a] + sd[a] * rng.normal();
                 break;
             default:  // softmax: Gumbel-top-k is sampling without replacement in proportion to exp(mean/T)
-                for (int32_t a : cand) value[a] = mean[a] + rng.gumbel();
+                for (int32_t a : cand) value[a] = logit[a] + rng.gumbel();
                 break;
         }
     }
@@ -345,6 +403,7 @@ void mab_probabilities(const double* counts, const double* sums, int64_t n_arms,
     mab_point_scores(counts, sums, n_arms, p, point);
     std::vector<double> logit(static_cast<size_t>(n_arms));
     for (int64_t a = 0; a < n_arms; ++a) logit[a] = point[a] / p.temperature;
+    const MabDraw draw(counts, sums, n_arms, p, logit.data());
     const int workers = planned_workers(n_rows, n_threads, 16);
     std::vector<std::vector<int32_t>> cands(workers), orders(workers);
     std::vector<std::vector<double>> values(workers, std::vector<double>(static_cast<size_t>(n_arms)));
@@ -369,7 +428,6 @@ void mab_probabilities(const double* counts, const double* sums, int64_t n_arms,
                     break;
                 default: {
                     Rng est(stream_seed(p.seed, static_cast<uint64_t>(r), kEstimate));
-                    MabDraw draw{counts, sums, &p, logit.data()};
                     sampled_probabilities_row(draw, cand, p.n_draws, est, values[w], orders[w], row);
                 }
             }
@@ -388,6 +446,7 @@ void mab_select(const double* counts, const double* sums, int64_t n_arms, const 
     mab_point_scores(counts, sums, n_arms, p, point);
     std::vector<double> logit(static_cast<size_t>(n_arms));
     for (int64_t a = 0; a < n_arms; ++a) logit[a] = point[a] / p.temperature;
+    const MabDraw draw(counts, sums, n_arms, p, logit.data());
     const int workers = planned_workers(n_rows, n_threads, 64);
     std::vector<std::vector<int32_t>> cands(workers), orders(workers);
     std::vector<std::vector<double>> values(workers, std::vector<double>(static_cast<size_t>(n_arms)));
@@ -442,7 +501,6 @@ void mab_select(const double* counts, const double* sums, int64_t n_arms, const 
                     break;
                 default: {
                     Rng est(stream_seed(p.seed, static_cast<uint64_t>(r), kEstimate));
-                    MabDraw draw{counts, sums, &p, logit.data()};
                     const bool exact_first = p.policy == Policy::Softmax;
                     const bool estimate = row_prop && (!exact_first || k > 1);
                     sampled_select_row(draw, cand, k, p.n_draws, choose, est, values[w], orders[w], row_arms,
@@ -501,10 +559,14 @@ void check_contexts(const double* x, int64_t n, int64_t d) {
                                         "); clean or impute them first");
 }
 
-// Everything per call that does not depend on the row: theta_a (n_arms x d), and for hybrid
-// A0^-1 and beta.
+// Everything per call that does not depend on the row: theta_a (n_arms x d); for the disjoint
+// model a factor M_a with A_a^-1 = M_a M_a^T (so the width of x is |x^T M_a|, computed for a
+// block of contexts at once as a matrix product), and for hybrid A0^-1 and beta.
 struct LinearPrepared {
     RowMat theta;
+    std::vector<double> stacked;  // disjoint only: the factors M_a, rows padded to dp columns
+    std::vector<uint8_t> lower;   // whether M_a is lower triangular
+    int64_t dp = 0;
     Eigen::MatrixXd A0_inv;
     Eigen::VectorXd beta;
     bool hybrid = false;
@@ -523,47 +585,130 @@ LinearPrepared prepare(const LinearState& s) {
         if (ldlt.info() != Eigen::Success) throw std::invalid_argument("shared matrix A0 is not positive definite");
         lp.A0_inv = ldlt.solve(Eigen::MatrixXd::Identity(lp.k, lp.k));
         lp.beta = lp.A0_inv * MapCVec(s.b0, lp.k);
+    } else {
+        lp.dp = (d + 3) / 4 * 4;
+        lp.stacked.assign(static_cast<size_t>(s.n_arms * d * lp.dp), 0.0);
+        lp.lower.assign(static_cast<size_t>(s.n_arms), 0);
     }
     for (int64_t a = 0; a < s.n_arms; ++a) {
         MapCMat Ai(s.A_inv + a * d * d, d, d);
         Eigen::VectorXd rhs = MapCVec(s.b + a * d, d);
         if (lp.hybrid) rhs -= MapCMat(s.B + a * d * lp.k, d, lp.k) * lp.beta;
         lp.theta.row(a) = (Ai * rhs).transpose();
+        if (!lp.hybrid) {
+            Eigen::MatrixXd sym = 0.5 * (Ai + Ai.transpose());
+            Eigen::LLT<Eigen::MatrixXd> llt(sym);
+            Eigen::MatrixXd M;
+            if (llt.info() == Eigen::Success) {
+                M = llt.matrixL();
+                lp.lower[a] = 1;
+            } else {  // not numerically positive definite: V sqrt(max(lambda, 0))
+                Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(sym);
+                M = es.eigenvectors() * es.eigenvalues().cwiseMax(0.0).cwiseSqrt().asDiagonal();
+            }
+            for (int64_t i = 0; i < d; ++i)
+                for (int64_t j = 0; j < d; ++j) lp.stacked[(a * d + i) * lp.dp + j] = M(i, j);
+        }
     }
     return lp;
 }
 
-// Mean and width of the candidate arms for one context.
-struct LinearScorer {
+// Widths of a block of R contexts for every arm: width[r, a] = |x_r^T M_a|, M_a (d x d, lower
+// triangular when it is a Cholesky factor) stored row-major with rows padded to dp columns,
+// one arm after another. Each arm's factor stays in L1 while the block's rows pass over it.
+__attribute__((target("avx2,fma"))) void block_widths_avx2(const double* X, int64_t R, int64_t d, int64_t dp,
+                                                           const double* F, const uint8_t* lower, int64_t n_arms,
+                                                           double* width) {
+    const int64_t nv = dp / 4;
+    __m256d acc[8];
+    for (int64_t a = 0; a < n_arms; ++a) {
+        const double* M = F + a * d * dp;
+        const bool tri = lower[a] != 0;
+        for (int64_t r = 0; r < R; ++r) {
+            const double* x = X + r * d;
+            for (int64_t v = 0; v < nv; ++v) acc[v] = _mm256_setzero_pd();
+            for (int64_t i = 0; i < d; ++i) {
+                const __m256d xi = _mm256_set1_pd(x[i]);
+                const double* row = M + i * dp;
+                const int64_t top = tri ? i / 4 + 1 : nv;  // row i of a lower factor ends at column i
+                for (int64_t v = 0; v < top; ++v) acc[v] = _mm256_fmadd_pd(xi, _mm256_loadu_pd(row + 4 * v), acc[v]);
+            }
+            __m256d sq = _mm256_setzero_pd();
+            for (int64_t v = 0; v < nv; ++v) sq = _mm256_fmadd_pd(acc[v], acc[v], sq);
+            alignas(32) double lanes[4];
+            _mm256_store_pd(lanes, sq);
+            width[r * n_arms + a] = std::sqrt((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]));
+        }
+    }
+}
+
+void block_widths_generic(const double* X, int64_t R, int64_t d, int64_t dp, const double* F, const uint8_t* lower,
+                          int64_t n_arms, double* width) {
+    std::vector<double> y(static_cast<size_t>(dp));
+    for (int64_t a = 0; a < n_arms; ++a) {
+        const double* M = F + a * d * dp;
+        for (int64_t r = 0; r < R; ++r) {
+            const double* x = X + r * d;
+            std::fill(y.begin(), y.end(), 0.0);
+            for (int64_t i = 0; i < d; ++i) {
+                const double* row = M + i * dp;
+                const int64_t top = lower[a] ? i + 1 : d;
+                for (int64_t j = 0; j < top; ++j) y[j] += x[i] * row[j];
+            }
+            double acc = 0.0;
+            for (int64_t j = 0; j < d; ++j) acc += y[j] * y[j];
+            width[r * n_arms + a] = std::sqrt(acc);
+        }
+    }
+}
+
+bool have_avx2() {
+    static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return yes;
+}
+
+constexpr int64_t kBlock = 64;
+
+// Mean and width of every arm for a block of rows (R x n_arms each, row-major).
+struct BlockScorer {
     const LinearState& s;
     const LinearPrepared& lp;
+    RowMat mean, width, Y;
     Eigen::VectorXd u, z, v;
-    explicit LinearScorer(const LinearState& st, const LinearPrepared& p) : s(st), lp(p) {
+    BlockScorer(const LinearState& st, const LinearPrepared& p) : s(st), lp(p) {
         u.resize(s.d);
         if (lp.hybrid) {
             z.resize(lp.k);
             v.resize(lp.k);
         }
     }
-    void score(const double* xp, const std::vector<int32_t>& cand, double* mean, double* width) {
-        const int64_t d = s.d;
-        MapCVec x(xp, d);
-        for (int32_t a : cand) {
-            MapCMat Ai(s.A_inv + static_cast<int64_t>(a) * d * d, d, d);
-            u.noalias() = Ai * x;
-            double m = lp.theta.row(a).dot(x);
-            double var = x.dot(u);
-            if (lp.hybrid) {
-                const double* f = s.arm_features + static_cast<int64_t>(a) * s.m;
+    void score(const double* xp, int64_t R) {
+        const int64_t d = s.d, A = s.n_arms;
+        MapCMat X(xp, R, d);
+        mean.resize(R, A);
+        width.resize(R, A);
+        if (!lp.hybrid) {
+            mean.noalias() = X * lp.theta.transpose();
+            if (have_avx2() && lp.dp <= 32)
+                block_widths_avx2(xp, R, d, lp.dp, lp.stacked.data(), lp.lower.data(), A, width.data());
+            else
+                block_widths_generic(xp, R, d, lp.dp, lp.stacked.data(), lp.lower.data(), A, width.data());
+            return;
+        }
+        for (int64_t r = 0; r < R; ++r) {
+            const double* xr = xp + r * d;
+            MapCVec x(xr, d);
+            for (int64_t a = 0; a < A; ++a) {
+                MapCMat Ai(s.A_inv + a * d * d, d, d);
+                u.noalias() = Ai * x;
+                const double* f = s.arm_features + a * s.m;
                 for (int64_t i = 0; i < d; ++i)
-                    for (int64_t j = 0; j < s.m; ++j) z[i * s.m + j] = xp[i] * f[j];
-                m += z.dot(lp.beta);
-                MapCMat Ba(s.B + static_cast<int64_t>(a) * d * lp.k, d, lp.k);
+                    for (int64_t j = 0; j < s.m; ++j) z[i * s.m + j] = xr[i] * f[j];
+                MapCMat Ba(s.B + a * d * lp.k, d, lp.k);
                 v.noalias() = z - Ba.transpose() * u;
-                var += v.dot(lp.A0_inv * v);
+                mean(r, a) = lp.theta.row(a).dot(x) + z.dot(lp.beta);
+                width(r, a) = std::sqrt(std::max(0.0, x.dot(u) + v.dot(lp.A0_inv * v)));
             }
-            mean[a] = m;
-            width[a] = std::sqrt(std::max(0.0, var));
         }
     }
 };
@@ -583,6 +728,25 @@ void check_linear_params(const LinearParams& p) {
     if (!(p.alpha >= 0.0) || !std::isfinite(p.alpha)) throw std::invalid_argument("alpha must be finite and >= 0");
 }
 
+// Runs fn(row, mean_row, width_row, worker) for every row, scoring blocks of rows in parallel.
+template <class Fn>
+void for_scored_rows(const LinearState& s, const LinearPrepared& lp, const double* contexts, int64_t n_rows,
+                     int n_threads, Fn&& fn) {
+    const int64_t n_blocks = (n_rows + kBlock - 1) / kBlock;
+    const int workers = planned_workers(n_blocks, n_threads, 1);
+    std::vector<BlockScorer> scorers(workers, BlockScorer(s, lp));
+    parallel_for(
+        0, n_blocks, n_threads,
+        [&](int64_t blk, int w) {
+            const int64_t lo = blk * kBlock;
+            const int64_t R = std::min(kBlock, n_rows - lo);
+            auto& sc = scorers[w];
+            sc.score(contexts + lo * s.d, R);
+            for (int64_t r = 0; r < R; ++r) fn(lo + r, sc.mean.row(r).data(), sc.width.row(r).data(), w);
+        },
+        1);
+}
+
 }  // namespace
 
 void linear_scores(const LinearState& s, const double* contexts, int64_t n_rows, const uint8_t* mask,
@@ -591,20 +755,20 @@ void linear_scores(const LinearState& s, const double* contexts, int64_t n_rows,
     check_mask(mask, n_mask_rows, n_rows);
     check_contexts(contexts, n_rows, s.d);
     const LinearPrepared lp = prepare(s);
-    const int workers = planned_workers(n_rows, n_threads, 16);
-    std::vector<LinearScorer> scorers(workers, LinearScorer(s, lp));
+    const int64_t A = s.n_arms;
+    const int workers = planned_workers((n_rows + kBlock - 1) / kBlock, n_threads, 1);
     std::vector<std::vector<int32_t>> cands(workers);
-    parallel_for(
-        0, n_rows, n_threads,
-        [&](int64_t r, int w) {
-            double* mr = mean + r * s.n_arms;
-            double* wr = width + r * s.n_arms;
-            std::fill(mr, mr + s.n_arms, -kInf);
-            std::fill(wr, wr + s.n_arms, 0.0);
-            candidates_of(mask, n_mask_rows, r, s.n_arms, cands[w]);
-            scorers[w].score(contexts + r * s.d, cands[w], mr, wr);
-        },
-        16);
+    for_scored_rows(s, lp, contexts, n_rows, n_threads, [&](int64_t r, const double* m, const double* wd, int w) {
+        double* mr = mean + r * A;
+        double* wr = width + r * A;
+        std::fill(mr, mr + A, -kInf);
+        std::fill(wr, wr + A, 0.0);
+        candidates_of(mask, n_mask_rows, r, A, cands[w]);
+        for (int32_t a : cands[w]) {
+            mr[a] = m[a];
+            wr[a] = wd[a];
+        }
+    });
 }
 
 void linear_probabilities(const LinearState& s, const double* contexts, int64_t n_rows, const uint8_t* mask,
@@ -615,30 +779,24 @@ void linear_probabilities(const LinearState& s, const double* contexts, int64_t 
     check_contexts(contexts, n_rows, s.d);
     const LinearPrepared lp = prepare(s);
     const int64_t n_arms = s.n_arms;
-    const int workers = planned_workers(n_rows, n_threads, 16);
-    std::vector<LinearScorer> scorers(workers, LinearScorer(s, lp));
+    const int workers = planned_workers((n_rows + kBlock - 1) / kBlock, n_threads, 1);
     std::vector<std::vector<int32_t>> cands(workers), orders(workers);
-    std::vector<std::vector<double>> means(workers, std::vector<double>(n_arms)), widths(means), values(means),
-        ucb(means);
-    parallel_for(
-        0, n_rows, n_threads,
-        [&](int64_t r, int w) {
-            double* row = out + r * n_arms;
-            std::fill(row, row + n_arms, 0.0);
-            auto& cand = cands[w];
-            candidates_of(mask, n_mask_rows, r, n_arms, cand);
-            require_candidates(cand, 1, r);
-            scorers[w].score(contexts + r * s.d, cand, means[w].data(), widths[w].data());
-            if (p.policy == LinearPolicy::LinUCB) {
-                for (int32_t a : cand) ucb[w][a] = means[w][a] + p.alpha * widths[w][a];
-                tie_probabilities(ucb[w].data(), cand, 1.0, row);
-            } else {
-                Rng est(stream_seed(p.seed, static_cast<uint64_t>(r), kEstimate));
-                LinearDraw draw{means[w].data(), widths[w].data(), p.alpha};
-                sampled_probabilities_row(draw, cand, p.n_draws, est, values[w], orders[w], row);
-            }
-        },
-        16);
+    std::vector<std::vector<double>> values(workers, std::vector<double>(n_arms)), ucb(values);
+    for_scored_rows(s, lp, contexts, n_rows, n_threads, [&](int64_t r, const double* m, const double* wd, int w) {
+        double* row = out + r * n_arms;
+        std::fill(row, row + n_arms, 0.0);
+        auto& cand = cands[w];
+        candidates_of(mask, n_mask_rows, r, n_arms, cand);
+        require_candidates(cand, 1, r);
+        if (p.policy == LinearPolicy::LinUCB) {
+            for (int32_t a : cand) ucb[w][a] = m[a] + p.alpha * wd[a];
+            tie_probabilities(ucb[w].data(), cand, 1.0, row);
+        } else {
+            Rng est(stream_seed(p.seed, static_cast<uint64_t>(r), kEstimate));
+            LinearDraw draw{m, wd, p.alpha};
+            sampled_probabilities_row(draw, cand, p.n_draws, est, values[w], orders[w], row);
+        }
+    });
 }
 
 void linear_select(const LinearState& s, const double* contexts, int64_t n_rows, const uint8_t* mask,
@@ -651,31 +809,25 @@ void linear_select(const LinearState& s, const double* contexts, int64_t n_rows,
     if (k <= 0) throw std::invalid_argument("k must be a positive integer");
     const LinearPrepared lp = prepare(s);
     const int64_t n_arms = s.n_arms;
-    const int workers = planned_workers(n_rows, n_threads, 64);
-    std::vector<LinearScorer> scorers(workers, LinearScorer(s, lp));
+    const int workers = planned_workers((n_rows + kBlock - 1) / kBlock, n_threads, 1);
     std::vector<std::vector<int32_t>> cands(workers), orders(workers);
-    std::vector<std::vector<double>> means(workers, std::vector<double>(n_arms)), widths(means), values(means),
-        ucb(means);
-    parallel_for(
-        0, n_rows, n_threads,
-        [&](int64_t r, int w) {
-            auto& cand = cands[w];
-            candidates_of(mask, n_mask_rows, r, n_arms, cand);
-            require_candidates(cand, k, r);
-            scorers[w].score(contexts + r * s.d, cand, means[w].data(), widths[w].data());
-            int32_t* row_arms = arms + r * k;
-            double* row_prop = propensities ? propensities + r * k : nullptr;
-            Rng choose(stream_seed(p.seed, static_cast<uint64_t>(r), kChoose));
-            if (p.policy == LinearPolicy::LinUCB) {
-                for (int32_t a : cand) ucb[w][a] = means[w][a] + p.alpha * widths[w][a];
-                rank_with_ties(ucb[w].data(), cand, k, choose, row_arms, row_prop);
-            } else {
-                Rng est(stream_seed(p.seed, static_cast<uint64_t>(r), kEstimate));
-                LinearDraw draw{means[w].data(), widths[w].data(), p.alpha};
-                sampled_select_row(draw, cand, k, p.n_draws, choose, est, values[w], orders[w], row_arms, row_prop);
-            }
-        },
-        64);
+    std::vector<std::vector<double>> values(workers, std::vector<double>(n_arms)), ucb(values);
+    for_scored_rows(s, lp, contexts, n_rows, n_threads, [&](int64_t r, const double* m, const double* wd, int w) {
+        auto& cand = cands[w];
+        candidates_of(mask, n_mask_rows, r, n_arms, cand);
+        require_candidates(cand, k, r);
+        int32_t* row_arms = arms + r * k;
+        double* row_prop = propensities ? propensities + r * k : nullptr;
+        Rng choose(stream_seed(p.seed, static_cast<uint64_t>(r), kChoose));
+        if (p.policy == LinearPolicy::LinUCB) {
+            for (int32_t a : cand) ucb[w][a] = m[a] + p.alpha * wd[a];
+            rank_with_ties(ucb[w].data(), cand, k, choose, row_arms, row_prop);
+        } else {
+            Rng est(stream_seed(p.seed, static_cast<uint64_t>(r), kEstimate));
+            LinearDraw draw{m, wd, p.alpha};
+            sampled_select_row(draw, cand, k, p.n_draws, choose, est, values[w], orders[w], row_arms, row_prop);
+        }
+    });
 }
 
 void linear_update(const LinearState& s, const int32_t* arms, const double* rewards, const double* contexts,

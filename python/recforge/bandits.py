@@ -172,6 +172,18 @@ class Bandit:
         """Indices of arm ids (IndexError naming unknown ids)."""
         self._check_fitted()
         arr = np.asarray(arms)
+        if arr.dtype.kind in "iu" and self.arms_.dtype.kind in "iu" and arr.size:
+            # integer ids: a sorted search instead of a dictionary lookup per id
+            order = getattr(self, "_order", None)
+            if order is None or order.size != self.arms_.size:
+                order = np.argsort(self.arms_, kind="stable")
+                self._order = order
+            sorted_ids = self.arms_[order]
+            pos = np.searchsorted(sorted_ids, arr.ravel())
+            pos_c = np.minimum(pos, sorted_ids.size - 1)
+            found = sorted_ids[pos_c] == arr.ravel()
+            if found.all():
+                return order[pos_c].astype(np.int32).reshape(arr.shape)
         table = self._arm_lookup()
         flat = arr.ravel().tolist()
         out = np.empty(len(flat), dtype=np.int32)
@@ -204,6 +216,7 @@ class Bandit:
     def _init_arms(self, arms: np.ndarray, features: Any, d: int | None) -> None:
         self.arms_ = np.asarray(arms)
         self._lookup = None
+        self._order = None
         self.n_calls_ = np.array(0, dtype=np.int64)
         rs = getattr(self, "random_state", None)
         if rs is None:
@@ -250,6 +263,7 @@ class Bandit:
         self.arms_ = np.concatenate([self.arms_, ids]) if self.arms_.dtype == ids.dtype or old == 0 else np.array(
             self.arms_.tolist() + ids.tolist(), dtype=object)
         self._lookup = None
+        self._order = None
         self.arm_features_ = np.concatenate([self.arm_features_, f]) if f.shape[1] else np.zeros(
             (old + len(ids), 0), dtype=np.float64)
         self._grow_state(len(ids))
@@ -267,6 +281,7 @@ class Bandit:
         self.arms_ = self.arms_[keep]
         self.arm_features_ = self.arm_features_[keep]
         self._lookup = None
+        self._order = None
         self._shrink_state(keep)
         return self
 
@@ -463,7 +478,7 @@ class Bandit:
         return policy
 
     def __getstate__(self) -> dict[str, Any]:
-        state = {k: v for k, v in self.__dict__.items() if k != "_lookup"}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_lookup", "_order")}
         state["__format_version__"] = FORMAT_VERSION
         return state
 
@@ -473,6 +488,7 @@ class Bandit:
             raise ValueError("pickled by a newer recforge; upgrade recforge")
         self.__dict__.update(state)
         self._lookup = None
+        self._order = None
 
     # -- hooks ------------------------------------------------------------------------------
     def _init_state(self, n_arms: int, d: int | None) -> None:  # pragma: no cover - abstract
