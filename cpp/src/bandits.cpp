@@ -616,29 +616,48 @@ LinearPrepared prepare(const LinearState& s) {
 // Widths of a block of R contexts for every arm: width[r, a] = |x_r^T M_a|, M_a (d x d, lower
 // triangular when it is a Cholesky factor) stored row-major with rows padded to dp columns,
 // one arm after another. Each arm's factor stays in L1 while the block's rows pass over it.
-__attribute__((target("avx2,fma"))) void block_widths_avx2(const double* X, int64_t R, int64_t d, int64_t dp,
-                                                           const double* F, const uint8_t* lower, int64_t n_arms,
-                                                           double* width) {
-    const int64_t nv = dp / 4;
-    __m256d acc[8];
+// NV = dp / 4 vectors of accumulators, unrolled so they stay in registers.
+template <int NV>
+__attribute__((target("avx2,fma"))) void block_widths_avx2_nv(const double* X, int64_t R, int64_t d, int64_t dp,
+                                                              const double* F, const uint8_t* lower,
+                                                              int64_t n_arms, double* width) {
     for (int64_t a = 0; a < n_arms; ++a) {
         const double* M = F + a * d * dp;
         const bool tri = lower[a] != 0;
         for (int64_t r = 0; r < R; ++r) {
             const double* x = X + r * d;
-            for (int64_t v = 0; v < nv; ++v) acc[v] = _mm256_setzero_pd();
+            __m256d acc[NV];
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) acc[v] = _mm256_setzero_pd();
             for (int64_t i = 0; i < d; ++i) {
                 const __m256d xi = _mm256_set1_pd(x[i]);
                 const double* row = M + i * dp;
-                const int64_t top = tri ? i / 4 + 1 : nv;  // row i of a lower factor ends at column i
-                for (int64_t v = 0; v < top; ++v) acc[v] = _mm256_fmadd_pd(xi, _mm256_loadu_pd(row + 4 * v), acc[v]);
+                const int64_t top = tri ? i / 4 + 1 : NV;  // row i of a lower factor ends at column i
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; ++v)
+                    if (v < top) acc[v] = _mm256_fmadd_pd(xi, _mm256_loadu_pd(row + 4 * v), acc[v]);
             }
-            __m256d sq = _mm256_setzero_pd();
-            for (int64_t v = 0; v < nv; ++v) sq = _mm256_fmadd_pd(acc[v], acc[v], sq);
-            alignas(32) double lanes[4];
-            _mm256_store_pd(lanes, sq);
-            width[r * n_arms + a] = std::sqrt((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]));
+            __m256d sq = _mm256_mul_pd(acc[0], acc[0]);
+#pragma GCC unroll 8
+            for (int v = 1; v < NV; ++v) sq = _mm256_fmadd_pd(acc[v], acc[v], sq);
+            const __m128d lo = _mm256_castpd256_pd128(sq), hi = _mm256_extractf128_pd(sq, 1);
+            const __m128d s2 = _mm_add_pd(lo, hi);
+            width[r * n_arms + a] = std::sqrt(_mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2))));
         }
+    }
+}
+
+void block_widths_avx2(const double* X, int64_t R, int64_t d, int64_t dp, const double* F, const uint8_t* lower,
+                       int64_t n_arms, double* width) {
+    switch (dp / 4) {
+        case 1: return block_widths_avx2_nv<1>(X, R, d, dp, F, lower, n_arms, width);
+        case 2: return block_widths_avx2_nv<2>(X, R, d, dp, F, lower, n_arms, width);
+        case 3: return block_widths_avx2_nv<3>(X, R, d, dp, F, lower, n_arms, width);
+        case 4: return block_widths_avx2_nv<4>(X, R, d, dp, F, lower, n_arms, width);
+        case 5: return block_widths_avx2_nv<5>(X, R, d, dp, F, lower, n_arms, width);
+        case 6: return block_widths_avx2_nv<6>(X, R, d, dp, F, lower, n_arms, width);
+        case 7: return block_widths_avx2_nv<7>(X, R, d, dp, F, lower, n_arms, width);
+        default: return block_widths_avx2_nv<8>(X, R, d, dp, F, lower, n_arms, width);
     }
 }
 
