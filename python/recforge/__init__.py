@@ -16,19 +16,23 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from . import (
+    bandits,
     beyond_accuracy,
     datasets,
     evaluation,
     factorization,
     metrics,
+    ope,
     pipeline,
     plot,
     retrieval,
     serving,
     significance,
+    simulation,
     split,
 )
 from .base import NotFittedError, Recommender
+from .bandits import ColdStartRecommender
 from .baselines import Popularity, Random
 from .data import Interactions
 from .evaluation import compare, evaluate
@@ -72,19 +76,23 @@ __all__ = [
     "BPR",
     "LMF",
     "EASE",
+    "ColdStartRecommender",
     "evaluate",
     "Pipeline",
     "compare",
+    "bandits",
     "beyond_accuracy",
     "datasets",
     "evaluation",
     "factorization",
     "metrics",
     "neighbors",
+    "ope",
     "pipeline",
     "plot",
     "serving",
     "significance",
+    "simulation",
     "retrieval",
     "split",
     "__version__",
