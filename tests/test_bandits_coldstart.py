@@ -36,3 +36,44 @@ def test_cold_users_get_the_bandit_and_propensities(small_interactions):
         model.feedback([item], [3.0])
     with pytest.raises(IndexError, match="unknown item"):
         model.feedback(["nope"], [1.0])
+
+
+def test_hybrid_linucb_over_mf_embeddings_in_a_recommender_environment(small_interactions):
+    """ALS item factors as arm features, user factors as contexts: new items are scored at once."""
+    from scipy import stats
+
+    from recforge import ALS
+    from recforge import bandits as B
+    from recforge import simulation as S
+
+    als = ALS(factors=6, iterations=8, random_state=0, n_threads=1).fit(small_interactions, show_progress=False)
+    env = S.RecommenderEnvironment(als, n_arms=12, mean_ctr=0.2, scale=20.0)
+    feats = env.arm_vectors
+    hybrid = B.LinUCB(1.0, hybrid=True, n_features=6, random_state=0)
+    hybrid.add_arms(np.arange(10), features=feats[:10])
+    ucb = B.UCB1(random_state=0).add_arms(np.arange(10))
+    warm = S.simulate({"hybrid": hybrid, "ucb1": ucb}, _Sub(env, 10), 4000, batch_size=20, random_state=0)
+    assert warm.summary().loc["hybrid", "cumulative_regret"] < warm.summary().loc["ucb1", "cumulative_regret"]
+    # two new items enter with their embeddings: the shared part scores them before any impression
+    hybrid.add_arms([10, 11], features=feats[10:12])
+    x, expected = env.draw(200, np.random.default_rng(1))
+    mean, _ = hybrid.predict(x)
+    for a in (10, 11):
+        assert hybrid.counts_[a] == 0
+        # click probability is monotone in the true logit: rank agreement says the new item is scored
+        assert stats.spearmanr(mean[:, a], expected[:, a]).statistic > 0.5
+
+
+class _Sub:
+    """The first n arms of an environment."""
+
+    def __init__(self, env, n):
+        self.env, self.n_arms, self.n_features = env, n, env.n_features
+        self.bernoulli, self.noise_sd = env.bernoulli, env.noise_sd
+
+    def draw(self, n, rng):
+        x, expected = self.env.draw(n, rng)
+        return x, expected[:, : self.n_arms]
+
+    def rewards(self, expected, noise):
+        return self.env.rewards(expected, noise)
