@@ -616,15 +616,49 @@ LinearPrepared prepare(const LinearState& s) {
 // Widths of a block of R contexts for every arm: width[r, a] = |x_r^T M_a|, M_a (d x d, lower
 // triangular when it is a Cholesky factor) stored row-major with rows padded to dp columns,
 // one arm after another. Each arm's factor stays in L1 while the block's rows pass over it.
-// NV = dp / 4 vectors of accumulators, unrolled so they stay in registers.
+// NV = dp / 4 vectors of accumulators, unrolled so they stay in registers; two rows at a time
+// so that twice as many independent FMA chains hide the FMA latency.
 template <int NV>
 __attribute__((target("avx2,fma"))) void block_widths_avx2_nv(const double* X, int64_t R, int64_t d, int64_t dp,
                                                               const double* F, const uint8_t* lower,
                                                               int64_t n_arms, double* width) {
+    auto hsum = [](__m256d v) __attribute__((target("avx2,fma"))) {
+        const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+        return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+    };
     for (int64_t a = 0; a < n_arms; ++a) {
         const double* M = F + a * d * dp;
         const bool tri = lower[a] != 0;
-        for (int64_t r = 0; r < R; ++r) {
+        int64_t r = 0;
+        for (; r + 2 <= R; r += 2) {
+            const double* x0 = X + r * d;
+            const double* x1 = x0 + d;
+            __m256d acc0[NV], acc1[NV];
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) acc0[v] = acc1[v] = _mm256_setzero_pd();
+            for (int64_t i = 0; i < d; ++i) {
+                const __m256d u0 = _mm256_set1_pd(x0[i]), u1 = _mm256_set1_pd(x1[i]);
+                const double* row = M + i * dp;
+                const int64_t top = tri ? i / 4 + 1 : NV;  // row i of a lower factor ends at column i
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; ++v) {
+                    if (v < top) {
+                        const __m256d m = _mm256_loadu_pd(row + 4 * v);
+                        acc0[v] = _mm256_fmadd_pd(u0, m, acc0[v]);
+                        acc1[v] = _mm256_fmadd_pd(u1, m, acc1[v]);
+                    }
+                }
+            }
+            __m256d s0 = _mm256_mul_pd(acc0[0], acc0[0]), s1 = _mm256_mul_pd(acc1[0], acc1[0]);
+#pragma GCC unroll 8
+            for (int v = 1; v < NV; ++v) {
+                s0 = _mm256_fmadd_pd(acc0[v], acc0[v], s0);
+                s1 = _mm256_fmadd_pd(acc1[v], acc1[v], s1);
+            }
+            width[r * n_arms + a] = std::sqrt(hsum(s0));
+            width[(r + 1) * n_arms + a] = std::sqrt(hsum(s1));
+        }
+        for (; r < R; ++r) {
             const double* x = X + r * d;
             __m256d acc[NV];
 #pragma GCC unroll 8
@@ -632,7 +666,7 @@ __attribute__((target("avx2,fma"))) void block_widths_avx2_nv(const double* X, i
             for (int64_t i = 0; i < d; ++i) {
                 const __m256d xi = _mm256_set1_pd(x[i]);
                 const double* row = M + i * dp;
-                const int64_t top = tri ? i / 4 + 1 : NV;  // row i of a lower factor ends at column i
+                const int64_t top = tri ? i / 4 + 1 : NV;
 #pragma GCC unroll 8
                 for (int v = 0; v < NV; ++v)
                     if (v < top) acc[v] = _mm256_fmadd_pd(xi, _mm256_loadu_pd(row + 4 * v), acc[v]);
@@ -640,9 +674,7 @@ __attribute__((target("avx2,fma"))) void block_widths_avx2_nv(const double* X, i
             __m256d sq = _mm256_mul_pd(acc[0], acc[0]);
 #pragma GCC unroll 8
             for (int v = 1; v < NV; ++v) sq = _mm256_fmadd_pd(acc[v], acc[v], sq);
-            const __m128d lo = _mm256_castpd256_pd128(sq), hi = _mm256_extractf128_pd(sq, 1);
-            const __m128d s2 = _mm_add_pd(lo, hi);
-            width[r * n_arms + a] = std::sqrt(_mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2))));
+            width[r * n_arms + a] = std::sqrt(hsum(sq));
         }
     }
 }
