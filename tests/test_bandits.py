@@ -403,3 +403,10 @@ def test_thompson_probabilities_match_closed_forms_for_two_arms():
     mean, width = lints.predict(x[:1])
     exact = stats.norm.cdf((mean[0, 0] - mean[0, 1]) / (0.7 * np.hypot(width[0, 0], width[0, 1])))
     assert lints.probabilities(x[:1])[0, 0] == pytest.approx(exact, abs=4 * np.sqrt(0.25 / 200000))
+
+
+def test_save_with_array_arms_parameter(tmp_path):
+    policy = B.EpsilonGreedy(0.2, arms=np.arange(4), random_state=0).fit([0, 1], [1.0, 0.0])
+    loaded = B.load(policy.save(tmp_path / "p.npz"))
+    assert list(loaded.arms_) == [0, 1, 2, 3] and loaded.arms == [0, 1, 2, 3]
+    np.testing.assert_array_equal(loaded.counts_, policy.counts_)

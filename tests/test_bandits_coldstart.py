@@ -8,7 +8,7 @@ import pytest
 from recforge import Popularity
 from recforge.bandits import ColdStartRecommender
 
-from recommender_contract import RecommenderContract
+from .recommender_contract import RecommenderContract
 
 
 class TestColdStartContract(RecommenderContract):

@@ -9,7 +9,7 @@ from recforge import bandits as B
 from recforge import ope
 from recforge import simulation as S
 
-from conftest import shared_data
+from .conftest import shared_data
 
 
 def _random_log(n=500, n_actions=4, len_list=2, seed=0):

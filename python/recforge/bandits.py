@@ -405,8 +405,6 @@ class Bandit:
             x = _as_contexts(contexts, None) if contexts is not None else None
             if x is None:
                 raise ValueError(f"{type(self).__name__} needs contexts (rows x features)")
-        for attr in ("_lookup",):
-            self.__dict__.pop(attr, None)
         self._init_arms(ids, arm_features, x.shape[1] if x is not None else None)
         if dec.size:
             self.update(dec, rewards, x)
@@ -438,6 +436,24 @@ class Bandit:
             state["arms_"] = state["arms_"].astype(str)
         return state
 
+    def _json_params(self) -> str:
+        params = {}
+        for name, value in self.get_params().items():
+            if isinstance(value, np.ndarray):
+                value = value.tolist()
+            elif isinstance(value, (np.integer, np.floating)):
+                value = value.item()
+            try:
+                json.dumps(value)
+            except TypeError:
+                import warnings
+
+                warnings.warn(f"parameter {name}={value!r} cannot be stored in a policy file; it is saved as None",
+                              stacklevel=3)
+                value = None
+            params[name] = value
+        return json.dumps(params)
+
     def save(self, path: str | Path) -> Path:
         """Write the policy to an ``.npz`` file (no pickle inside); returns the path."""
         self._check_fitted()
@@ -445,7 +461,7 @@ class Bandit:
         if path.suffix != ".npz":
             path = path.with_name(path.name + ".npz")
         np.savez(path, __class__=np.array(type(self).__name__), __format_version__=np.array(FORMAT_VERSION),
-                 __params__=np.array(json.dumps(self.get_params())), **self._state())
+                 __params__=np.array(self._json_params()), **self._state())
         return path
 
     @classmethod
@@ -981,6 +997,13 @@ class ColdStartRecommender(_Recommender):
         return pd.DataFrame(getattr(self, "_log", []), columns=["user", "item", "slot", "propensity", "source"])
 
     # -- persistence: the base model's arrays travel inside this model's file ---------------
+    def _json_params(self) -> str:
+        # the recommender object is not a JSON value: its class, parameters and fitted arrays
+        # are stored with the base model's state instead
+        params = {k: v for k, v in self.get_params().items() if k != "recommender"}
+        params["recommender"] = None
+        return json.dumps(params)
+
     def _state_arrays(self) -> dict[str, np.ndarray]:
         state = super()._state_arrays()
         state["warm_users_"] = self.warm_users_
