@@ -149,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: recforge {row['recforge_s']:.2f}s, MABWiser {row['mabwiser_s']:.2f}s, "
               f"{row['speedup']:.1f}x; CTR {row['ctr_recforge']:.4f} vs {row['ctr_mabwiser']:.4f}", flush=True)
     env = H.environment(1)
-    env["mabwiser"] = mabwiser.__version__ if hasattr(mabwiser, "__version__") else "unknown"
+    from importlib.metadata import version
+
+    env["mabwiser"] = getattr(mabwiser, "__version__", None) or version("mabwiser")
     params = {"steps": args.steps, "batch": args.batch, "repeats": args.repeats, "n_arms": N_ARMS,
               "n_features": N_FEATURES, "threads": 1}
     if args.quick:
