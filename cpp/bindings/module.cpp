@@ -9,6 +9,7 @@ void bind_beyond(py::module_& m);
 void bind_factorization_implicit(py::module_& m);
 void bind_factorization_explicit(py::module_& m);
 void bind_ranking(py::module_& m);
+void bind_bandits(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "recforge's compiled kernels (private: use the recforge package)";
@@ -28,4 +29,6 @@ PYBIND11_MODULE(_core, m) {
     bind_factorization_explicit(factorization_explicit);
     auto ranking = m.def_submodule("ranking", "Learning to rank: histogram GBDT and linear rankers");
     bind_ranking(ranking);
+    auto bandits = m.def_submodule("bandits", "Bandit policies and off-policy estimators");
+    bind_bandits(bandits);
 }

@@ -16,20 +16,24 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from . import (
+    bandits,
     beyond_accuracy,
     datasets,
     evaluation,
     factorization,
     metrics,
+    ope,
     pipeline,
     plot,
     ranking,
     retrieval,
     serving,
     significance,
+    simulation,
     split,
 )
 from .base import NotFittedError, Recommender
+from .bandits import ColdStartRecommender
 from .baselines import Popularity, Random
 from .data import Interactions
 from .evaluation import compare, evaluate
@@ -77,20 +81,24 @@ __all__ = [
     "LambdaMART",
     "LinearRanker",
     "Reranker",
+    "ColdStartRecommender",
     "evaluate",
     "Pipeline",
     "compare",
+    "bandits",
     "beyond_accuracy",
     "datasets",
     "evaluation",
     "factorization",
     "metrics",
     "neighbors",
+    "ope",
     "pipeline",
     "plot",
     "ranking",
     "serving",
     "significance",
+    "simulation",
     "retrieval",
     "split",
     "__version__",

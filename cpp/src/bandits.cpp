@@ -1,0 +1,935 @@
+// Bandit policies: selection with propensities and state updates (see bandits.hpp).
+#include "recforge/bandits.hpp"
+
+#include <Eigen/Dense>
+#include <immintrin.h>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "recforge/common/parallel.hpp"
+
+namespace recforge::bandits {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+uint64_t mix64(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+uint64_t stream_seed(uint64_t seed, uint64_t row, uint64_t purpose) {
+    return mix64(mix64(seed) ^ mix64(row + 0x2545F4914F6CDD1Dull) ^ (purpose * 0xD1B54A32D192ED03ull));
+}
+
+// splitmix64 stream with the draws the policies need.
+struct Rng {
+    uint64_t state;
+    explicit Rng(uint64_t s) : state(s) {}
+    uint64_t next() {
+        uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    }
+    // uniform in [0, 1)
+    double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+    // uniform in (0, 1)
+    double open_uniform() { return (static_cast<double>(next() >> 11) + 0.5) * 0x1.0p-53; }
+    uint64_t below(uint64_t n) {
+        // Lemire's multiply-shift with rejection: unbiased
+        uint64_t x = next();
+        __uint128_t m = static_cast<__uint128_t>(x) * n;
+        uint64_t l = static_cast<uint64_t>(m);
+        if (l < n) {
+            const uint64_t t = (0 - n) % n;
+            while (l < t) {
+                x = next();
+                m = static_cast<__uint128_t>(x) * n;
+                l = static_cast<uint64_t>(m);
+            }
+        }
+        return static_cast<uint64_t>(m >> 64);
+    }
+    // Standard normal by the ziggurat method (Marsaglia & Tsang 2000, 128 layers); the layer
+    // index and the value come from disjoint bits of one 64-bit draw.
+    double normal();
+    double gumbel() { return -std::log(-std::log(open_uniform())); }
+};
+
+struct Ziggurat {
+    uint32_t kn[128];
+    double wn[128], fn[128];
+    Ziggurat() {
+        const double m1 = 2147483648.0, vn = 9.91256303526217e-3;
+        double dn = 3.442619855899, tn = dn;
+        const double q = vn / std::exp(-0.5 * dn * dn);
+        kn[0] = static_cast<uint32_t>((dn / q) * m1);
+        kn[1] = 0;
+        wn[0] = q / m1;
+        wn[127] = dn / m1;
+        fn[0] = 1.0;
+        fn[127] = std::exp(-0.5 * dn * dn);
+        for (int i = 126; i >= 1; --i) {
+            dn = std::sqrt(-2.0 * std::log(vn / dn + std::exp(-0.5 * dn * dn)));
+            kn[i + 1] = static_cast<uint32_t>((dn / tn) * m1);
+            tn = dn;
+            fn[i] = std::exp(-0.5 * dn * dn);
+            wn[i] = dn / m1;
+        }
+    }
+};
+
+const Ziggurat& ziggurat() {
+    static const Ziggurat z;
+    return z;
+}
+
+double Rng::normal() {
+    const Ziggurat& zg = ziggurat();
+    constexpr double r = 3.442619855899;
+    for (;;) {
+        const uint64_t bits = next();
+        const int iz = static_cast<int>(bits & 127u);
+        const int32_t hz = static_cast<int32_t>(static_cast<uint32_t>(bits >> 32));
+        const uint32_t mag = hz < 0 ? static_cast<uint32_t>(-(static_cast<int64_t>(hz))) : static_cast<uint32_t>(hz);
+        const double x = static_cast<double>(hz) * zg.wn[iz];
+        if (mag < zg.kn[iz]) return x;
+        if (iz == 0) {  // the tail beyond r
+            double xt, yt;
+            do {
+                xt = -std::log(open_uniform()) / r;
+                yt = -std::log(open_uniform());
+            } while (yt + yt < xt * xt);
+            return hz > 0 ? r + xt : -r - xt;
+        }
+        if (zg.fn[iz] + uniform() * (zg.fn[iz - 1] - zg.fn[iz]) < std::exp(-0.5 * x * x)) return x;
+    }
+}
+
+enum Purpose : uint64_t { kChoose = 1, kEstimate = 2 };
+
+void check_mask(const uint8_t* mask, int64_t n_mask_rows, int64_t n_rows) {
+    if (mask && n_mask_rows != 1 && n_mask_rows != n_rows)
+        throw std::invalid_argument("candidate mask must have 1 row or one row per context (" +
+                                    std::to_string(n_rows) + "), got " + std::to_string(n_mask_rows));
+}
+
+// Candidate arms of row r, in index order.
+void candidates_of(const uint8_t* mask, int64_t n_mask_rows, int64_t r, int64_t n_arms, std::vector<int32_t>& cand) {
+    cand.clear();
+    if (!mask) {
+        for (int64_t a = 0; a < n_arms; ++a) cand.push_back(static_cast<int32_t>(a));
+        return;
+    }
+    const uint8_t* row = mask + (n_mask_rows == 1 ? 0 : r) * n_arms;
+    for (int64_t a = 0; a < n_arms; ++a)
+        if (row[a]) cand.push_back(static_cast<int32_t>(a));
+}
+
+void require_candidates(const std::vector<int32_t>& cand, int64_t k, int64_t r) {
+    if (cand.empty())
+        throw std::invalid_argument("context row " + std::to_string(r) +
+                                    " has no candidate arm: allow at least one arm per row");
+    if (static_cast<int64_t>(cand.size()) < k)
+        throw std::invalid_argument("k=" + std::to_string(k) + " is larger than the " + std::to_string(cand.size()) +
+                                    " candidate arms of context row " + std::to_string(r) + "; ask for at most " +
+                                    std::to_string(cand.size()));
+}
+
+// Rank the candidates by a deterministic score, best first, breaking ties uniformly at random;
+// writes the first k arms and (if prop) the probability that each sits at its slot, which is
+// 1/|tie group| for every member of the group that covers the slot.
+void rank_with_ties(const double* score, std::vector<int32_t>& cand, int64_t k, Rng& rng, int32_t* arms,
+                    double* prop) {
+    const int64_t n = static_cast<int64_t>(cand.size());
+    if (k == 1) {
+        double best = -kInf;
+        int64_t ties = 0;
+        int32_t chosen = cand[0];
+        for (int32_t a : cand) {
+            const double s = score[a];
+            if (s > best) {
+                best = s;
+                ties = 1;
+                chosen = a;
+            } else if (s == best) {
+                ++ties;
+                if (rng.below(static_cast<uint64_t>(ties)) == 0) chosen = a;  // reservoir draw
+            }
+        }
+        if (ties == 0) {  // every score is -inf (or NaN)
+            ties = n;
+            chosen = cand[rng.below(static_cast<uint64_t>(n))];
+        }
+        arms[0] = chosen;
+        if (prop) prop[0] = 1.0 / static_cast<double>(ties);
+        return;
+    }
+    std::stable_sort(cand.begin(), cand.end(), [&](int32_t x, int32_t y) { return score[x] > score[y]; });
+    int64_t s = 0;
+    while (s < k) {
+        int64_t e = s + 1;
+        while (e < n && score[cand[e]] == score[cand[s]]) ++e;
+        for (int64_t i = e - 1; i > s; --i) {
+            const int64_t j = s + static_cast<int64_t>(rng.below(static_cast<uint64_t>(i - s + 1)));
+            std::swap(cand[i], cand[j]);
+        }
+        for (int64_t j = s; j < std::min(e, k); ++j) {
+            arms[j] = cand[j];
+            if (prop) prop[j] = 1.0 / static_cast<double>(e - s);
+        }
+        s = e;
+    }
+}
+
+// Probability of each arm at slot 0 when ranking by a deterministic score with random ties.
+void tie_probabilities(const double* score, const std::vector<int32_t>& cand, double weight, double* out) {
+    double best = -kInf;
+    for (int32_t a : cand) best = std::max(best, score[a]);
+    int64_t ties = 0;
+    for (int32_t a : cand)
+        if (score[a] == best) ++ties;
+    if (ties == 0) {
+        for (int32_t a : cand) out[a] += weight / static_cast<double>(cand.size());
+        return;
+    }
+    for (int32_t a : cand)
+        if (score[a] == best) out[a] += weight / static_cast<double>(ties);
+}
+
+// Top-k of sampled values among the candidates into order[0..k).
+void top_k_of(const double* value, const std::vector<int32_t>& cand, int64_t k, std::vector<int32_t>& order) {
+    if (k == 1) {
+        int32_t best = cand[0];
+        for (int32_t a : cand)
+            if (value[a] > value[best]) best = a;
+        order.assign(1, best);
+        return;
+    }
+    order.assign(cand.begin(), cand.end());
+    std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                      [&](int32_t x, int32_t y) { return value[x] > value[y] || (value[x] == value[y] && x < y); });
+    order.resize(static_cast<size_t>(k));
+}
+
+// A policy whose choice is the top-k of randomly drawn values: draw(rng, cand, value) fills
+// value[a] for the candidates. Selection uses one draw from the choosing stream; propensities
+// are the frequencies, over n_draws draws of the estimating stream, of each chosen arm at its slot.
+template <class Draw>
+void sampled_select_row(Draw&& draw, std::vector<int32_t>& cand, int64_t k, int64_t n_draws, Rng& choose,
+                        Rng& estimate, std::vector<double>& value, std::vector<int32_t>& order, int32_t* arms,
+                        double* prop) {
+    draw(choose, cand, value.data());
+    top_k_of(value.data(), cand, k, order);
+    for (int64_t j = 0; j < k; ++j) arms[j] = order[j];
+    if (!prop) return;
+    if (n_draws <= 0) throw std::invalid_argument("n_draws must be positive to estimate propensities");
+    std::vector<int64_t> hits(static_cast<size_t>(k), 0);
+    std::vector<int32_t> chosen(arms, arms + k);
+    for (int64_t t = 0; t < n_draws; ++t) {
+        draw(estimate, cand, value.data());
+        top_k_of(value.data(), cand, k, order);
+        for (int64_t j = 0; j < k; ++j)
+            if (order[j] == chosen[j]) ++hits[j];
+    }
+    for (int64_t j = 0; j < k; ++j) prop[j] = static_cast<double>(hits[j]) / static_cast<double>(n_draws);
+}
+
+template <class Draw>
+void sampled_probabilities_row(Draw&& draw, const std::vector<int32_t>& cand, int64_t n_draws, Rng& estimate,
+                               std::vector<double>& value, std::vector<int32_t>& order, double* out) {
+    if (n_draws <= 0) throw std::invalid_argument("n_draws must be positive to estimate probabilities");
+    const double w = 1.0 / static_cast<double>(n_draws);
+    for (int64_t t = 0; t < n_draws; ++t) {
+        draw(estimate, cand, value.data());
+        top_k_of(value.data(), cand, 1, order);
+        out[order[0]] += w;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// context-free policies
+// ---------------------------------------------------------------------------------------------
+
+void check_mab_params(const MabParams& p) {
+    switch (p.policy) {
+        case Policy::EpsilonGreedy:
+            if (!(p.epsilon >= 0.0 && p.epsilon <= 1.0))
+                throw std::invalid_argument("epsilon must be in [0, 1], got " + std::to_string(p.epsilon));
+            break;
+        case Policy::UCB1:
+            if (!(p.alpha >= 0.0)) throw std::invalid_argument("alpha must be >= 0");
+            break;
+        case Policy::ThompsonBeta:
+            if (!(p.prior_a > 0.0 && p.prior_b > 0.0)) throw std::invalid_argument("Beta prior parameters must be > 0");
+            break;
+        case Policy::ThompsonGaussian:
+            if (!(p.prior_precision > 0.0 && p.noise_sd > 0.0))
+                throw std::invalid_argument("prior_precision and noise_sd must be > 0");
+            break;
+        case Policy::Softmax:
+            if (!(p.temperature > 0.0)) throw std::invalid_argument("temperature must be > 0");
+            break;
+        default:
+            throw std::invalid_argument("unknown policy code " + std::to_string(static_cast<int>(p.policy)));
+    }
+}
+
+// The deterministic score of greedy / UCB1 (and the mean softmax uses).
+void mab_point_scores(const double* counts, const double* sums, int64_t n_arms, const MabParams& p,
+                      std::vector<double>& score) {
+    score.resize(static_cast<size_t>(n_arms));
+    double total = 0.0;
+    for (int64_t a = 0; a < n_arms; ++a) total += counts[a];
+    const double log_total = total > 1.0 ? std::log(total) : 0.0;
+    for (int64_t a = 0; a < n_arms; ++a) {
+        const double n = counts[a];
+        const double mean = n > 0.0 ? sums[a] / n : p.initial_mean;
+        if (p.policy == Policy::UCB1)
+            score[a] = n > 0.0 ? mean + std::sqrt(p.alpha * 2.0 * log_total / n) : kInf;
+        else
+            score[a] = mean;
+    }
+}
+
+// Marsaglia-Tsang constants of a Gamma(shape) draw, computed once per arm and call.
+struct GammaConst {
+    double d = 0.0, c = 0.0, inv_shape = 0.0;  // inv_shape > 0: shape < 1, boosted from shape + 1
+    explicit GammaConst(double shape = 1.0) {
+        const double s = shape < 1.0 ? shape + 1.0 : shape;
+        d = s - 1.0 / 3.0;
+        c = 1.0 / std::sqrt(9.0 * d);
+        inv_shape = shape < 1.0 ? 1.0 / shape : 0.0;
+    }
+};
+
+inline double gamma_draw(Rng& rng, const GammaConst& g) {
+    double out;
+    for (;;) {
+        double x, v;
+        do {
+            x = rng.normal();
+            v = 1.0 + g.c * x;
+        } while (v <= 0.0);
+        v = v * v * v;
+        const double u = rng.open_uniform();
+        const double x2 = x * x;
+        if (u < 1.0 - 0.0331 * x2 * x2 || std::log(u) < 0.5 * x2 + g.d * (1.0 - v + std::log(v))) {
+            out = g.d * v;
+            break;
+        }
+    }
+    if (g.inv_shape > 0.0) out *= std::pow(rng.open_uniform(), g.inv_shape);
+    return out;
+}
+
+// Per-call tables of the sampled policies: Beta shapes, Gaussian posteriors, softmax logits.
+struct MabDraw {
+    Policy policy;
+    std::vector<GammaConst> ga, gb;
+    std::vector<double> mu, sd;
+    const double* logit;
+    MabDraw(const double* counts, const double* sums, int64_t n_arms, const MabParams& p, const double* lg)
+        : policy(p.policy), logit(lg) {
+        if (policy == Policy::ThompsonBeta) {
+            ga.resize(static_cast<size_t>(n_arms));
+            gb.resize(static_cast<size_t>(n_arms));
+            for (int64_t a = 0; a < n_arms; ++a) {
+                ga[a] = GammaConst(p.prior_a + sums[a]);
+                gb[a] = GammaConst(p.prior_b + std::max(0.0, counts[a] - sums[a]));
+            }
+        } else if (policy == Policy::ThompsonGaussian) {
+            mu.resize(static_cast<size_t>(n_arms));
+            sd.resize(static_cast<size_t>(n_arms));
+            for (int64_t a = 0; a < n_arms; ++a) {
+                const double prec = p.prior_precision + counts[a];
+                mu[a] = (p.prior_precision * p.prior_mean + sums[a]) / prec;
+                sd[a] = p.noise_sd / std::sqrt(prec);
+            }
+        }
+    }
+    void operator()(Rng& rng, const std::vector<int32_t>& cand, double* value) const {
+        switch (policy) {
+            case Policy::ThompsonBeta:
+                for (int32_t a : cand) {
+                    const double x = gamma_draw(rng, ga[a]);
+                    const double y = gamma_draw(rng, gb[a]);
+                    value[a] = x / (x + y);
+                }
+                break;
+            case Policy::ThompsonGaussian:
+                for (int32_t a : cand) value[a] = mu[a] + sd[a] * rng.normal();
+                break;
+            default:  // softmax: Gumbel-top-k is sampling without replacement in proportion to exp(mean/T)
+                for (int32_t a : cand) value[a] = logit[a] + rng.gumbel();
+                break;
+        }
+    }
+};
+
+void softmax_probs(const double* logit, const std::vector<int32_t>& cand, double* out) {
+    double mx = -kInf;
+    for (int32_t a : cand) mx = std::max(mx, logit[a]);
+    double z = 0.0;
+    for (int32_t a : cand) z += std::exp(logit[a] - mx);
+    for (int32_t a : cand) out[a] = std::exp(logit[a] - mx) / z;
+}
+
+void check_mab_state(const double* counts, const double* sums, int64_t n_arms) {
+    if (n_arms <= 0) throw std::invalid_argument("the policy has no arms: add arms first");
+    for (int64_t a = 0; a < n_arms; ++a)
+        if (!(counts[a] >= 0.0) || !std::isfinite(counts[a]) || !std::isfinite(sums[a]))
+            throw std::invalid_argument("arm statistics are corrupt (negative or non-finite) at arm " +
+                                        std::to_string(a));
+}
+
+}  // namespace
+
+void mab_probabilities(const double* counts, const double* sums, int64_t n_arms, const uint8_t* mask,
+                       int64_t n_mask_rows, int64_t n_rows, const MabParams& p, double* out, int n_threads) {
+    check_mab_params(p);
+    check_mab_state(counts, sums, n_arms);
+    check_mask(mask, n_mask_rows, n_rows);
+    std::vector<double> point;
+    mab_point_scores(counts, sums, n_arms, p, point);
+    std::vector<double> logit(static_cast<size_t>(n_arms));
+    for (int64_t a = 0; a < n_arms; ++a) logit[a] = point[a] / p.temperature;
+    const MabDraw draw(counts, sums, n_arms, p, logit.data());
+    const int workers = planned_workers(n_rows, n_threads, 16);
+    std::vector<std::vector<int32_t>> cands(workers), orders(workers);
+    std::vector<std::vector<double>> values(workers, std::vector<double>(static_cast<size_t>(n_arms)));
+    parallel_for(
+        0, n_rows, n_threads,
+        [&](int64_t r, int w) {
+            double* row = out + r * n_arms;
+            std::fill(row, row + n_arms, 0.0);
+            auto& cand = cands[w];
+            candidates_of(mask, n_mask_rows, r, n_arms, cand);
+            require_candidates(cand, 1, r);
+            switch (p.policy) {
+                case Policy::EpsilonGreedy:
+                    tie_probabilities(point.data(), cand, 1.0 - p.epsilon, row);
+                    for (int32_t a : cand) row[a] += p.epsilon / static_cast<double>(cand.size());
+                    break;
+                case Policy::UCB1:
+                    tie_probabilities(point.data(), cand, 1.0, row);
+                    break;
+                case Policy::Softmax:
+                    softmax_probs(logit.data(), cand, row);
+                    break;
+                default: {
+                    Rng est(stream_seed(p.seed, static_cast<uint64_t>(r), kEstimate));
+                    sampled_probabilities_row(draw, cand, p.n_draws, est, values[w], orders[w], row);
+                }
+            }
+        },
+        16);
+}
+
+void mab_select(const double* counts, const double* sums, int64_t n_arms, const uint8_t* mask,
+                int64_t n_mask_rows, int64_t n_rows, int64_t k, const MabParams& p, int32_t* arms,
+                double* propensities, int n_threads) {
+    check_mab_params(p);
+    check_mab_state(counts, sums, n_arms);
+    check_mask(mask, n_mask_rows, n_rows);
+    if (k <= 0) throw std::invalid_argument("k must be a positive integer");
+    std::vector<double> point;
+    mab_point_scores(counts, sums, n_arms, p, point);
+    std::vector<double> logit(static_cast<size_t>(n_arms));
+    for (int64_t a = 0; a < n_arms; ++a) logit[a] = point[a] / p.temperature;
+    const MabDraw draw(counts, sums, n_arms, p, logit.data());
+    const int workers = planned_workers(n_rows, n_threads, 64);
+    std::vector<std::vector<int32_t>> cands(workers), orders(workers);
+    std::vector<std::vector<double>> values(workers, std::vector<double>(static_cast<size_t>(n_arms)));
+    std::vector<std::vector<double>> probs(workers, std::vector<double>(static_cast<size_t>(n_arms)));
+    parallel_for(
+        0, n_rows, n_threads,
+        [&](int64_t r, int w) {
+            auto& cand = cands[w];
+            candidates_of(mask, n_mask_rows, r, n_arms, cand);
+            require_candidates(cand, k, r);
+            int32_t* row_arms = arms + r * k;
+            double* row_prop = propensities ? propensities + r * k : nullptr;
+            Rng choose(stream_seed(p.seed, static_cast<uint64_t>(r), kChoose));
+            const double nc = static_cast<double>(cand.size());
+            switch (p.policy) {
+                case Policy::EpsilonGreedy: {
+                    const bool explore = p.epsilon > 0.0 && choose.uniform() < p.epsilon;
+                    if (explore) {  // k distinct arms uniformly at random (partial Fisher-Yates)
+                        for (int64_t j = 0; j < k; ++j) {
+                            const int64_t i = j + static_cast<int64_t>(choose.below(static_cast<uint64_t>(cand.size() - j)));
+                            std::swap(cand[j], cand[i]);
+                            row_arms[j] = cand[j];
+                        }
+                        if (row_prop) {
+                            // the greedy ranking's probability of the same arms at the same slots
+                            std::vector<int32_t> greedy(static_cast<size_t>(k));
+                            std::vector<double> gp(static_cast<size_t>(k));
+                            std::vector<int32_t> sorted(cand);
+                            std::sort(sorted.begin(), sorted.end());
+                            std::stable_sort(sorted.begin(), sorted.end(),
+                                             [&](int32_t x, int32_t y) { return point[x] > point[y]; });
+                            for (int64_t j = 0; j < k; ++j) {
+                                // slot j of the greedy ranking: its tie group [s, e)
+                                const int32_t a = row_arms[j];
+                                int64_t s = j, e = j + 1;
+                                const double v = point[sorted[j]];
+                                while (s > 0 && point[sorted[s - 1]] == v) --s;
+                                while (e < static_cast<int64_t>(sorted.size()) && point[sorted[e]] == v) ++e;
+                                const double pg = point[a] == v ? 1.0 / static_cast<double>(e - s) : 0.0;
+                                row_prop[j] = (1.0 - p.epsilon) * pg + p.epsilon / nc;
+                            }
+                        }
+                    } else {
+                        rank_with_ties(point.data(), cand, k, choose, row_arms, row_prop);
+                        if (row_prop)
+                            for (int64_t j = 0; j < k; ++j) row_prop[j] = (1.0 - p.epsilon) * row_prop[j] + p.epsilon / nc;
+                    }
+                    break;
+                }
+                case Policy::UCB1:
+                    rank_with_ties(point.data(), cand, k, choose, row_arms, row_prop);
+                    break;
+                default: {
+                    Rng est(stream_seed(p.seed, static_cast<uint64_t>(r), kEstimate));
+                    const bool exact_first = p.policy == Policy::Softmax;
+                    const bool estimate = row_prop && (!exact_first || k > 1);
+                    sampled_select_row(draw, cand, k, p.n_draws, choose, est, values[w], orders[w], row_arms,
+                                       estimate ? row_prop : nullptr);
+                    if (row_prop && exact_first) {
+                        auto& pr = probs[w];
+                        softmax_probs(logit.data(), cand, pr.data());
+                        row_prop[0] = pr[row_arms[0]];
+                    }
+                }
+            }
+        },
+        64);
+}
+
+void mab_update(double* counts, double* sums, int64_t n_arms, const int32_t* arms, const double* rewards,
+                int64_t n_events) {
+    for (int64_t i = 0; i < n_events; ++i) {
+        if (arms[i] < 0 || arms[i] >= n_arms)
+            throw std::out_of_range("arm index " + std::to_string(arms[i]) + " of event " + std::to_string(i) +
+                                    " is outside [0, " + std::to_string(n_arms) + ")");
+        if (!std::isfinite(rewards[i]))
+            throw std::invalid_argument("reward of event " + std::to_string(i) + " is NaN or infinite");
+    }
+    for (int64_t i = 0; i < n_events; ++i) {
+        counts[arms[i]] += 1.0;
+        sums[arms[i]] += rewards[i];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// linear policies
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MapMat = Eigen::Map<RowMat>;
+using MapCMat = Eigen::Map<const RowMat>;
+using MapVec = Eigen::Map<Eigen::VectorXd>;
+using MapCVec = Eigen::Map<const Eigen::VectorXd>;
+
+void check_linear(const LinearState& s) {
+    if (s.n_arms <= 0) throw std::invalid_argument("the policy has no arms: add arms first");
+    if (s.d <= 0) throw std::invalid_argument("contexts must have at least one feature");
+    if (!s.A_inv || !s.b) throw std::invalid_argument("linear state arrays are missing");
+    const bool hybrid = s.A0 || s.b0 || s.B || s.arm_features;
+    if (hybrid && (!s.A0 || !s.b0 || !s.B || !s.arm_features || s.m <= 0))
+        throw std::invalid_argument("hybrid state needs A0, b0, B and arm features");
+}
+
+void check_contexts(const double* x, int64_t n, int64_t d) {
+    for (int64_t i = 0; i < n * d; ++i)
+        if (!std::isfinite(x[i]))
+            throw std::invalid_argument("contexts contain NaN or infinite values (row " + std::to_string(i / d) +
+                                        "); clean or impute them first");
+}
+
+// Everything per call that does not depend on the row: theta_a (n_arms x d); for the disjoint
+// model a factor M_a with A_a^-1 = M_a M_a^T (so the width of x is |x^T M_a|, computed for a
+// block of contexts at once as a matrix product), and for hybrid A0^-1 and beta.
+struct LinearPrepared {
+    RowMat theta;
+    std::vector<double> stacked;  // disjoint only: the factors M_a, rows padded to dp columns
+    std::vector<uint8_t> lower;   // whether M_a is lower triangular
+    int64_t dp = 0;
+    Eigen::MatrixXd A0_inv;
+    Eigen::VectorXd beta;
+    bool hybrid = false;
+    int64_t k = 0;
+};
+
+LinearPrepared prepare(const LinearState& s) {
+    LinearPrepared lp;
+    const int64_t d = s.d;
+    lp.hybrid = s.A0 != nullptr;
+    lp.theta.resize(s.n_arms, d);
+    if (lp.hybrid) {
+        lp.k = d * s.m;
+        MapCMat A0(s.A0, lp.k, lp.k);
+        Eigen::LDLT<Eigen::MatrixXd> ldlt(A0);
+        if (ldlt.info() != Eigen::Success) throw std::invalid_argument("shared matrix A0 is not positive definite");
+        lp.A0_inv = ldlt.solve(Eigen::MatrixXd::Identity(lp.k, lp.k));
+        lp.beta = lp.A0_inv * MapCVec(s.b0, lp.k);
+    } else {
+        lp.dp = (d + 3) / 4 * 4;
+        lp.stacked.assign(static_cast<size_t>(s.n_arms * d * lp.dp), 0.0);
+        lp.lower.assign(static_cast<size_t>(s.n_arms), 0);
+    }
+    for (int64_t a = 0; a < s.n_arms; ++a) {
+        MapCMat Ai(s.A_inv + a * d * d, d, d);
+        Eigen::VectorXd rhs = MapCVec(s.b + a * d, d);
+        if (lp.hybrid) rhs -= MapCMat(s.B + a * d * lp.k, d, lp.k) * lp.beta;
+        lp.theta.row(a) = (Ai * rhs).transpose();
+        if (!lp.hybrid) {
+            Eigen::MatrixXd sym = 0.5 * (Ai + Ai.transpose());
+            Eigen::LLT<Eigen::MatrixXd> llt(sym);
+            Eigen::MatrixXd M;
+            if (llt.info() == Eigen::Success) {
+                M = llt.matrixL();
+                lp.lower[a] = 1;
+            } else {  // not numerically positive definite: V sqrt(max(lambda, 0))
+                Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(sym);
+                M = es.eigenvectors() * es.eigenvalues().cwiseMax(0.0).cwiseSqrt().asDiagonal();
+            }
+            for (int64_t i = 0; i < d; ++i)
+                for (int64_t j = 0; j < d; ++j) lp.stacked[(a * d + i) * lp.dp + j] = M(i, j);
+        }
+    }
+    return lp;
+}
+
+// Widths of a block of R contexts for every arm: width[r, a] = |x_r^T M_a|, M_a (d x d, lower
+// triangular when it is a Cholesky factor) stored row-major with rows padded to dp columns,
+// one arm after another. Each arm's factor stays in L1 while the block's rows pass over it.
+// NV = dp / 4 vectors of accumulators, unrolled so they stay in registers; two rows at a time
+// so that twice as many independent FMA chains hide the FMA latency.
+template <int NV>
+__attribute__((target("avx2,fma"))) void block_widths_avx2_nv(const double* X, int64_t R, int64_t d, int64_t dp,
+                                                              const double* F, const uint8_t* lower,
+                                                              int64_t n_arms, double* width) {
+    auto hsum = [](__m256d v) __attribute__((target("avx2,fma"))) {
+        const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+        return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+    };
+    for (int64_t a = 0; a < n_arms; ++a) {
+        const double* M = F + a * d * dp;
+        const bool tri = lower[a] != 0;
+        int64_t r = 0;
+        for (; r + 2 <= R; r += 2) {
+            const double* x0 = X + r * d;
+            const double* x1 = x0 + d;
+            __m256d acc0[NV], acc1[NV];
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) acc0[v] = acc1[v] = _mm256_setzero_pd();
+            for (int64_t i = 0; i < d; ++i) {
+                const __m256d u0 = _mm256_set1_pd(x0[i]), u1 = _mm256_set1_pd(x1[i]);
+                const double* row = M + i * dp;
+                const int64_t top = tri ? i / 4 + 1 : NV;  // row i of a lower factor ends at column i
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; ++v) {
+                    if (v < top) {
+                        const __m256d m = _mm256_loadu_pd(row + 4 * v);
+                        acc0[v] = _mm256_fmadd_pd(u0, m, acc0[v]);
+                        acc1[v] = _mm256_fmadd_pd(u1, m, acc1[v]);
+                    }
+                }
+            }
+            __m256d s0 = _mm256_mul_pd(acc0[0], acc0[0]), s1 = _mm256_mul_pd(acc1[0], acc1[0]);
+#pragma GCC unroll 8
+            for (int v = 1; v < NV; ++v) {
+                s0 = _mm256_fmadd_pd(acc0[v], acc0[v], s0);
+                s1 = _mm256_fmadd_pd(acc1[v], acc1[v], s1);
+            }
+            width[r * n_arms + a] = std::sqrt(hsum(s0));
+            width[(r + 1) * n_arms + a] = std::sqrt(hsum(s1));
+        }
+        for (; r < R; ++r) {
+            const double* x = X + r * d;
+            __m256d acc[NV];
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) acc[v] = _mm256_setzero_pd();
+            for (int64_t i = 0; i < d; ++i) {
+                const __m256d xi = _mm256_set1_pd(x[i]);
+                const double* row = M + i * dp;
+                const int64_t top = tri ? i / 4 + 1 : NV;
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; ++v)
+                    if (v < top) acc[v] = _mm256_fmadd_pd(xi, _mm256_loadu_pd(row + 4 * v), acc[v]);
+            }
+            __m256d sq = _mm256_mul_pd(acc[0], acc[0]);
+#pragma GCC unroll 8
+            for (int v = 1; v < NV; ++v) sq = _mm256_fmadd_pd(acc[v], acc[v], sq);
+            width[r * n_arms + a] = std::sqrt(hsum(sq));
+        }
+    }
+}
+
+void block_widths_avx2(const double* X, int64_t R, int64_t d, int64_t dp, const double* F, const uint8_t* lower,
+                       int64_t n_arms, double* width) {
+    switch (dp / 4) {
+        case 1: return block_widths_avx2_nv<1>(X, R, d, dp, F, lower, n_arms, width);
+        case 2: return block_widths_avx2_nv<2>(X, R, d, dp, F, lower, n_arms, width);
+        case 3: return block_widths_avx2_nv<3>(X, R, d, dp, F, lower, n_arms, width);
+        case 4: return block_widths_avx2_nv<4>(X, R, d, dp, F, lower, n_arms, width);
+        case 5: return block_widths_avx2_nv<5>(X, R, d, dp, F, lower, n_arms, width);
+        case 6: return block_widths_avx2_nv<6>(X, R, d, dp, F, lower, n_arms, width);
+        case 7: return block_widths_avx2_nv<7>(X, R, d, dp, F, lower, n_arms, width);
+        default: return block_widths_avx2_nv<8>(X, R, d, dp, F, lower, n_arms, width);
+    }
+}
+
+void block_widths_generic(const double* X, int64_t R, int64_t d, int64_t dp, const double* F, const uint8_t* lower,
+                          int64_t n_arms, double* width) {
+    std::vector<double> y(static_cast<size_t>(dp));
+    for (int64_t a = 0; a < n_arms; ++a) {
+        const double* M = F + a * d * dp;
+        for (int64_t r = 0; r < R; ++r) {
+            const double* x = X + r * d;
+            std::fill(y.begin(), y.end(), 0.0);
+            for (int64_t i = 0; i < d; ++i) {
+                const double* row = M + i * dp;
+                const int64_t top = lower[a] ? i + 1 : d;
+                for (int64_t j = 0; j < top; ++j) y[j] += x[i] * row[j];
+            }
+            double acc = 0.0;
+            for (int64_t j = 0; j < d; ++j) acc += y[j] * y[j];
+            width[r * n_arms + a] = std::sqrt(acc);
+        }
+    }
+}
+
+bool have_avx2() {
+    static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return yes;
+}
+
+constexpr int64_t kBlock = 64;
+
+// Mean and width of every arm for a block of rows (R x n_arms each, row-major).
+struct BlockScorer {
+    const LinearState& s;
+    const LinearPrepared& lp;
+    RowMat mean, width, Y;
+    Eigen::VectorXd u, z, v;
+    BlockScorer(const LinearState& st, const LinearPrepared& p) : s(st), lp(p) {
+        u.resize(s.d);
+        if (lp.hybrid) {
+            z.resize(lp.k);
+            v.resize(lp.k);
+        }
+    }
+    void score(const double* xp, int64_t R) {
+        const int64_t d = s.d, A = s.n_arms;
+        MapCMat X(xp, R, d);
+        mean.resize(R, A);
+        width.resize(R, A);
+        if (!lp.hybrid) {
+            mean.noalias() = X * lp.theta.transpose();
+            if (have_avx2() && lp.dp <= 32)
+                block_widths_avx2(xp, R, d, lp.dp, lp.stacked.data(), lp.lower.data(), A, width.data());
+            else
+                block_widths_generic(xp, R, d, lp.dp, lp.stacked.data(), lp.lower.data(), A, width.data());
+            return;
+        }
+        for (int64_t r = 0; r < R; ++r) {
+            const double* xr = xp + r * d;
+            MapCVec x(xr, d);
+            for (int64_t a = 0; a < A; ++a) {
+                MapCMat Ai(s.A_inv + a * d * d, d, d);
+                u.noalias() = Ai * x;
+                const double* f = s.arm_features + a * s.m;
+                for (int64_t i = 0; i < d; ++i)
+                    for (int64_t j = 0; j < s.m; ++j) z[i * s.m + j] = xr[i] * f[j];
+                MapCMat Ba(s.B + a * d * lp.k, d, lp.k);
+                v.noalias() = z - Ba.transpose() * u;
+                mean(r, a) = lp.theta.row(a).dot(x) + z.dot(lp.beta);
+                width(r, a) = std::sqrt(std::max(0.0, x.dot(u) + v.dot(lp.A0_inv * v)));
+            }
+        }
+    }
+};
+
+struct LinearDraw {
+    const double* mean;
+    const double* width;
+    double alpha;
+    void operator()(Rng& rng, const std::vector<int32_t>& cand, double* value) const {
+        for (int32_t a : cand) value[a] = mean[a] + alpha * width[a] * rng.normal();
+    }
+};
+
+void check_linear_params(const LinearParams& p) {
+    if (p.policy != LinearPolicy::LinUCB && p.policy != LinearPolicy::LinTS)
+        throw std::invalid_argument("unknown linear policy code " + std::to_string(static_cast<int>(p.policy)));
+    if (!(p.alpha >= 0.0) || !std::isfinite(p.alpha)) throw std::invalid_argument("alpha must be finite and >= 0");
+}
+
+// Runs fn(row, mean_row, width_row, worker) for every row, scoring blocks of rows in parallel.
+template <class Fn>
+void for_scored_rows(const LinearState& s, const LinearPrepared& lp, const double* contexts, int64_t n_rows,
+                     int n_threads, Fn&& fn) {
+    const int64_t n_blocks = (n_rows + kBlock - 1) / kBlock;
+    const int workers = planned_workers(n_blocks, n_threads, 1);
+    std::vector<BlockScorer> scorers(workers, BlockScorer(s, lp));
+    parallel_for(
+        0, n_blocks, n_threads,
+        [&](int64_t blk, int w) {
+            const int64_t lo = blk * kBlock;
+            const int64_t R = std::min(kBlock, n_rows - lo);
+            auto& sc = scorers[w];
+            sc.score(contexts + lo * s.d, R);
+            for (int64_t r = 0; r < R; ++r) fn(lo + r, sc.mean.row(r).data(), sc.width.row(r).data(), w);
+        },
+        1);
+}
+
+}  // namespace
+
+void linear_scores(const LinearState& s, const double* contexts, int64_t n_rows, const uint8_t* mask,
+                   int64_t n_mask_rows, double* mean, double* width, int n_threads) {
+    check_linear(s);
+    check_mask(mask, n_mask_rows, n_rows);
+    check_contexts(contexts, n_rows, s.d);
+    const LinearPrepared lp = prepare(s);
+    const int64_t A = s.n_arms;
+    const int workers = planned_workers((n_rows + kBlock - 1) / kBlock, n_threads, 1);
+    std::vector<std::vector<int32_t>> cands(workers);
+    for_scored_rows(s, lp, contexts, n_rows, n_threads, [&](int64_t r, const double* m, const double* wd, int w) {
+        double* mr = mean + r * A;
+        double* wr = width + r * A;
+        std::fill(mr, mr + A, -kInf);
+        std::fill(wr, wr + A, 0.0);
+        candidates_of(mask, n_mask_rows, r, A, cands[w]);
+        for (int32_t a : cands[w]) {
+            mr[a] = m[a];
+            wr[a] = wd[a];
+        }
+    });
+}
+
+void linear_probabilities(const LinearState& s, const double* contexts, int64_t n_rows, const uint8_t* mask,
+                          int64_t n_mask_rows, const LinearParams& p, double* out, int n_threads) {
+    check_linear(s);
+    check_linear_params(p);
+    check_mask(mask, n_mask_rows, n_rows);
+    check_contexts(contexts, n_rows, s.d);
+    const LinearPrepared lp = prepare(s);
+    const int64_t n_arms = s.n_arms;
+    const int workers = planned_workers((n_rows + kBlock - 1) / kBlock, n_threads, 1);
+    std::vector<std::vector<int32_t>> cands(workers), orders(workers);
+    std::vector<std::vector<double>> values(workers, std::vector<double>(n_arms)), ucb(values);
+    for_scored_rows(s, lp, contexts, n_rows, n_threads, [&](int64_t r, const double* m, const double* wd, int w) {
+        double* row = out + r * n_arms;
+        std::fill(row, row + n_arms, 0.0);
+        auto& cand = cands[w];
+        candidates_of(mask, n_mask_rows, r, n_arms, cand);
+        require_candidates(cand, 1, r);
+        if (p.policy == LinearPolicy::LinUCB) {
+            for (int32_t a : cand) ucb[w][a] = m[a] + p.alpha * wd[a];
+            tie_probabilities(ucb[w].data(), cand, 1.0, row);
+        } else {
+            Rng est(stream_seed(p.seed, static_cast<uint64_t>(r), kEstimate));
+            LinearDraw draw{m, wd, p.alpha};
+            sampled_probabilities_row(draw, cand, p.n_draws, est, values[w], orders[w], row);
+        }
+    });
+}
+
+void linear_select(const LinearState& s, const double* contexts, int64_t n_rows, const uint8_t* mask,
+                   int64_t n_mask_rows, int64_t k, const LinearParams& p, int32_t* arms, double* propensities,
+                   int n_threads) {
+    check_linear(s);
+    check_linear_params(p);
+    check_mask(mask, n_mask_rows, n_rows);
+    check_contexts(contexts, n_rows, s.d);
+    if (k <= 0) throw std::invalid_argument("k must be a positive integer");
+    const LinearPrepared lp = prepare(s);
+    const int64_t n_arms = s.n_arms;
+    const int workers = planned_workers((n_rows + kBlock - 1) / kBlock, n_threads, 1);
+    std::vector<std::vector<int32_t>> cands(workers), orders(workers);
+    std::vector<std::vector<double>> values(workers, std::vector<double>(n_arms)), ucb(values);
+    for_scored_rows(s, lp, contexts, n_rows, n_threads, [&](int64_t r, const double* m, const double* wd, int w) {
+        auto& cand = cands[w];
+        candidates_of(mask, n_mask_rows, r, n_arms, cand);
+        require_candidates(cand, k, r);
+        int32_t* row_arms = arms + r * k;
+        double* row_prop = propensities ? propensities + r * k : nullptr;
+        Rng choose(stream_seed(p.seed, static_cast<uint64_t>(r), kChoose));
+        if (p.policy == LinearPolicy::LinUCB) {
+            for (int32_t a : cand) ucb[w][a] = m[a] + p.alpha * wd[a];
+            rank_with_ties(ucb[w].data(), cand, k, choose, row_arms, row_prop);
+        } else {
+            Rng est(stream_seed(p.seed, static_cast<uint64_t>(r), kEstimate));
+            LinearDraw draw{m, wd, p.alpha};
+            sampled_select_row(draw, cand, k, p.n_draws, choose, est, values[w], orders[w], row_arms, row_prop);
+        }
+    });
+}
+
+void linear_update(const LinearState& s, const int32_t* arms, const double* rewards, const double* contexts,
+                   int64_t n_events) {
+    check_linear(s);
+    const int64_t d = s.d;
+    for (int64_t i = 0; i < n_events; ++i) {
+        if (arms[i] < 0 || arms[i] >= s.n_arms)
+            throw std::out_of_range("arm index " + std::to_string(arms[i]) + " of event " + std::to_string(i) +
+                                    " is outside [0, " + std::to_string(s.n_arms) + ")");
+        if (!std::isfinite(rewards[i]))
+            throw std::invalid_argument("reward of event " + std::to_string(i) + " is NaN or infinite");
+    }
+    check_contexts(contexts, n_events, d);
+    const bool hybrid = s.A0 != nullptr;
+    const int64_t k = hybrid ? d * s.m : 0;
+    Eigen::VectorXd u(d), z(k), t1(k), t2(k);
+    RowMat BtAi;  // B_a^T A_a^-1 (k x d)
+    for (int64_t i = 0; i < n_events; ++i) {
+        const int64_t a = arms[i];
+        const double r = rewards[i];
+        MapCVec x(contexts + i * d, d);
+        MapMat Ai(s.A_inv + a * d * d, d, d);
+        MapVec ba(s.b + a * d, d);
+        if (!hybrid) {
+            u.noalias() = Ai * x;
+            const double denom = 1.0 + x.dot(u);
+            Ai.noalias() -= (u * u.transpose()) / denom;
+            ba.noalias() += r * x;
+            continue;
+        }
+        MapMat A0(s.A0, k, k);
+        MapVec b0(s.b0, k);
+        MapMat Ba(s.B + a * d * k, d, k);
+        const double* f = s.arm_features + a * s.m;
+        for (int64_t p = 0; p < d; ++p)
+            for (int64_t q = 0; q < s.m; ++q) z[p * s.m + q] = x[p] * f[q];
+        BtAi.noalias() = Ba.transpose() * Ai;
+        A0.noalias() += BtAi * Ba;
+        b0.noalias() += BtAi * ba;
+        u.noalias() = Ai * x;
+        const double denom = 1.0 + x.dot(u);
+        Ai.noalias() -= (u * u.transpose()) / denom;
+        Ba.noalias() += x * z.transpose();
+        ba.noalias() += r * x;
+        BtAi.noalias() = Ba.transpose() * Ai;
+        A0.noalias() += z * z.transpose();
+        A0.noalias() -= BtAi * Ba;
+        b0.noalias() += r * z;
+        b0.noalias() -= BtAi * ba;
+    }
+}
+
+}  // namespace recforge::bandits
