@@ -8,6 +8,8 @@ void bind_neighbors(py::module_& m);
 void bind_beyond(py::module_& m);
 void bind_factorization_implicit(py::module_& m);
 void bind_factorization_explicit(py::module_& m);
+void bind_content(py::module_& m);
+void bind_hybrid(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "recforge's compiled kernels (private: use the recforge package)";
@@ -25,4 +27,8 @@ PYBIND11_MODULE(_core, m) {
     auto factorization_explicit = m.def_submodule(
         "factorization_explicit", "Explicit-feedback factorization: SVD, PMF, SVD++, NMF, ALS-WR");
     bind_factorization_explicit(factorization_explicit);
+    auto content = m.def_submodule("content", "Content-based kernels: TF-IDF, BM25, profiles, cosine scores");
+    bind_content(content);
+    auto hybrid = m.def_submodule("hybrid", "Feature factorization (LightFM model)");
+    bind_hybrid(hybrid);
 }
