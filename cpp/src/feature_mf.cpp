@@ -408,6 +408,7 @@ EpochStats run_epoch(const CsrView& R, SideState& us, SideState& is, int64_t f, 
                         if (j == i || has_item(R, u, j)) continue;
                         float weight = static_cast<float>(std::log(std::max(1.0, std::floor(warp_n / sampled))));
                         weight = std::min(weight, kMaxWarpWeight);
+                        if (weight <= 0.0f) break;  // a rank estimate of 1: a step of zero
                         st.loss += coefficients(p.loss, pos, neg, 1.0f, weight, a, b);
                         apply(u, i, j, a, b);
                         break;

@@ -36,6 +36,10 @@ from .factorization import ALSWR, NMF, SVD, SVDpp
 from .factorization import ALS, BPR, EASE, LMF
 from .pipeline import Pipeline
 from . import neighbors
+from . import content, hybrid
+from .content import ContentRecommender, FeatureEncoder
+from .factorization import FeatureFactorization
+from .hybrid import SwitchingHybrid, WeightedHybrid
 from .neighbors import (
     BaselineOnly,
     ItemKNN,
@@ -72,6 +76,13 @@ __all__ = [
     "BPR",
     "LMF",
     "EASE",
+    "ContentRecommender",
+    "FeatureEncoder",
+    "FeatureFactorization",
+    "WeightedHybrid",
+    "SwitchingHybrid",
+    "content",
+    "hybrid",
     "evaluate",
     "Pipeline",
     "compare",

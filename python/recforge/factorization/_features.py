@@ -71,9 +71,11 @@ class FeatureFactorization(_EpochFit, FactorRecommender):
         WARP-kOS's k-th positive of n.
     epochs : int
         Passes over the interactions.
-    identity_features : bool
-        Give every user and item its own feature in addition to the given ones (as LightFM's
-        ``Dataset`` does).
+    identity_features : bool, "users" or "items"
+        Give every user and item (or only every user, or only every item) its own feature in
+        addition to the given ones (as LightFM's ``Dataset`` does). Leaving out item identities
+        makes items generalise through their content only, which usually serves cold items
+        better.
     negatives : {"interacted", "all", "popularity"}
         Draw negatives uniformly among the items with training interactions (items known only
         by their features are then neither pushed down nor given a learned identity), uniformly
@@ -214,12 +216,12 @@ class FeatureFactorization(_EpochFit, FactorRecommender):
             parts.append(matrix)
             names += [str(v) for v in feat_names]
             enc_state = enc.to_json() if enc is not None else ""
-        if self.identity_features:
+        if self._identity(what):
             parts.append(sp.identity(n, dtype=np.float32, format="csr"))
             names += [f"{what}:{v}" for v in ids.tolist()]
         if not parts:
             raise ValueError(
-                f"no {what} features: with identity_features=False give {what}_features (a table or matrix)"
+                f"no {what} features: without {what} identity features give {what}_features (a table or matrix)"
             )
         matrix = sp.csr_matrix(sp.hstack(parts, format="csr"), dtype=np.float32)
         matrix.sum_duplicates()
@@ -227,6 +229,14 @@ class FeatureFactorization(_EpochFit, FactorRecommender):
         if matrix.shape[1] == 0:
             raise ValueError(f"the {what} features have no columns")
         return matrix, np.asarray(names), enc_state
+
+    def _identity(self, what: str) -> bool:
+        v = self.identity_features
+        if isinstance(v, (bool, np.bool_)):
+            return bool(v)
+        if v in ("users", "items"):
+            return v == what + "s"
+        raise ValueError(f"identity_features must be True, False, 'users' or 'items', got {v!r}")
 
     def _fit(self, data: Interactions) -> None:
         p = self._checked()
@@ -256,14 +266,16 @@ class FeatureFactorization(_EpochFit, FactorRecommender):
         self.user_bias_step_ = np.zeros(n_uf if delta else 0, dtype=np.float32)
         self.item_bias_step_ = np.zeros(n_if if delta else 0, dtype=np.float32)
         # identity features that never receive a gradient stay at zero instead of random noise
-        if self.identity_features:
+        if self._identity("user"):
             counts_u = np.diff(data.matrix.indptr)
             self.user_embeddings_[n_uf - data.n_users :][counts_u == 0] = 0.0
+        if self._identity("item"):
             if self.negatives != "all":
                 counts_i = np.bincount(data.matrix.indices, minlength=data.n_items)
                 self.item_embeddings_[n_if - data.n_items :][counts_i == 0] = 0.0
         seed = int(rng.integers(0, 2**63 - 1))
-        n_id_u, n_id_i = (data.n_users, data.n_items) if self.identity_features else (0, 0)
+        n_id_u = data.n_users if self._identity("user") else 0
+        n_id_i = data.n_items if self._identity("item") else 0
         self.training_state_ = np.array([seed, 0, n_id_u, n_id_i], dtype=np.int64)
         self._train(data.matrix, epochs, p)
 
