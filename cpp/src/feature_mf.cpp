@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "recforge/common/parallel.hpp"
+#include "recforge/factorization/als.hpp"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -104,11 +105,7 @@ void representation_grads(const float* user, const float* pos, const float* neg,
     if (gj) gj[f] = b;
 }
 
-inline float dot(const float* x, const float* y, int64_t f) {
-    float s = 0.0f;
-    for (int64_t c = 0; c < f; ++c) s += x[c] * y[c];
-    return s;
-}
+inline float dot(const float* x, const float* y, int64_t f) { return als::kernels::vector_kernels().dot(x, y, f); }
 
 void check_params(const Params& p) {
     if (!(p.learning_rate > 0.0f) || !std::isfinite(p.learning_rate))
@@ -148,16 +145,27 @@ struct SideState {
 void represent(const SideState& st, int64_t row, int64_t f, float* RECFORGE_RESTRICT out) {
     const CsrView& F = *st.F;
     std::fill(out, out + f + 1, 0.0f);
-    for (int64_t k = F.row_begin(row); k < F.row_end(row); ++k) {
-        const int64_t feat = F.indices[k];
-        const float w = F.data[k];
-        const float* RECFORGE_RESTRICT e = st.s->embeddings + feat * f;
-        for (int64_t c = 0; c < f; ++c) out[c] += w * e[c];
-        out[f] += w * st.s->biases[feat];
-    }
+    const int64_t lo = F.row_begin(row), hi = F.row_end(row);
+    // out += sum_k w_k e_k with the run-time selected (AVX2/FMA or portable) kernels
+    als::kernels::vector_kernels().axpys(st.s->embeddings, f, F.indices + lo, hi - lo, F.data + lo, out);
+    float b = 0.0f;
+    for (int64_t k = lo; k < hi; ++k) b += F.data[k] * st.s->biases[F.indices[k]];
+    out[f] = b;
     const float sc = st.scale.load(std::memory_order_relaxed);
     if (sc != 1.0f)
         for (int64_t c = 0; c <= f; ++c) out[c] *= sc;
+}
+
+// x_uj for the row of an item, from the user's representation (f + 1, bias last) without
+// forming the item's: sum_k w_k (u . e_k + b_k), times the side's scale, plus the user's bias.
+float score_row(const SideState& st, int64_t row, int64_t f, const float* user, std::vector<float>& buf) {
+    const CsrView& F = *st.F;
+    const int64_t lo = F.row_begin(row), n = F.row_end(row) - lo;
+    if (static_cast<int64_t>(buf.size()) < n) buf.resize(static_cast<size_t>(n));
+    als::kernels::vector_kernels().dots(st.s->embeddings, f, F.indices + lo, n, user, buf.data());
+    float s = 0.0f;
+    for (int64_t k = 0; k < n; ++k) s += F.data[lo + k] * (buf[static_cast<size_t>(k)] + st.s->biases[F.indices[lo + k]]);
+    return s * st.scale.load(std::memory_order_relaxed) + user[f];
 }
 
 // A step on the parameters of `row`'s features along the representation gradient g (f + 1):
@@ -274,7 +282,7 @@ bool has_item(const CsrView& R, int64_t row, int32_t item) {
 }
 
 struct Scratch {
-    std::vector<float> u, i, j, gu, gi, gj;
+    std::vector<float> u, i, j, gu, gi, gj, dots;
     std::vector<std::pair<float, int32_t>> pairs;
     void resize(int64_t f) {
         const size_t n = static_cast<size_t>(f + 1);
@@ -402,10 +410,10 @@ EpochStats run_epoch(const CsrView& R, SideState& us, SideState& is, int64_t f, 
             } else {
                 for (int sampled = 1; sampled <= p.max_sampled; ++sampled) {
                     const int32_t j = draw();
-                    represent(is, j, f, jr);
-                    const float neg = dot(ur, jr, f) + ur[f] + jr[f];
+                    const float neg = score_row(is, j, f, ur, sc.dots);
                     if (neg > pos - 1.0f) {
                         if (j == i || has_item(R, u, j)) continue;
+                        represent(is, j, f, jr);
                         float weight = static_cast<float>(std::log(std::max(1.0, std::floor(warp_n / sampled))));
                         weight = std::min(weight, kMaxWarpWeight);
                         if (weight <= 0.0f) break;  // a rank estimate of 1: a step of zero
