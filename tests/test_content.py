@@ -137,6 +137,12 @@ class TestFeatureEncoder:
             }
         )
 
+    def test_small_integer_codes_are_categories(self):
+        enc = FeatureEncoder().fit(pd.DataFrame({"code": [3, 7, 3]}))
+        assert list(enc.feature_names_) == ["code=3", "code=7"]
+        wide = FeatureEncoder().fit(pd.DataFrame({"age": np.arange(30)}))
+        assert list(wide.feature_names_) == ["age"]
+
     def test_blocks_and_names(self):
         enc = FeatureEncoder(text=["title"])
         m = enc.fit_transform(self.table())
@@ -249,6 +255,13 @@ class TestContentRecommender:
             model.add_items(["i1"], twin)
         with pytest.raises(ValueError, match="unknown feature columns"):
             model.add_items(["other"], twin.assign(colour="red"))
+
+    def test_tables_indexed_by_raw_id_are_aligned(self, small_interactions):
+        data = _with_features(small_interactions)
+        ordered = ContentRecommender(text=["title"]).fit(data.matrix, item_features=data.item_features.reset_index(drop=True))
+        shuffled = data.item_features.sample(frac=1.0, random_state=0)  # indexed by raw item id
+        aligned = ContentRecommender(text=["title"]).fit(data, item_features=shuffled)
+        np.testing.assert_allclose(aligned.item_profiles_.toarray(), ordered.item_profiles_.toarray(), rtol=1e-6)
 
     def test_bad_input(self, small_interactions):
         data = _with_features(small_interactions)

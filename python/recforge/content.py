@@ -133,9 +133,10 @@ class FeatureEncoder:
     Parameters
     ----------
     text, categorical, multi_hot, numeric : lists of column names, optional
-        The kind of each column. Columns not named are inferred: numeric dtypes are numeric,
-        columns holding lists are multi-hot, everything else is categorical. Text is never
-        inferred: name text columns explicitly.
+        The kind of each column. Columns not named are inferred: integer columns with at most
+        20 distinct values (other than 0/1 indicators) are categorical codes, other numeric
+        dtypes are numeric, columns holding lists are multi-hot, everything else is
+        categorical. Text is never inferred: name text columns explicitly.
     exclude : list of column names
         Columns to leave out (e.g. free-form ids, or a text column you do not want).
     text_weighting : {"tfidf", "bm25"}
@@ -210,6 +211,8 @@ class FeatureEncoder:
                 continue
             if c in named:
                 kinds[c] = named[c]
+            elif pd.api.types.is_integer_dtype(df[c]) and not df[c].isin((0, 1)).all() and df[c].nunique() <= 20:
+                kinds[c] = "categorical"  # a small set of integer codes (e.g. a category id)
             elif pd.api.types.is_bool_dtype(df[c]) or pd.api.types.is_numeric_dtype(df[c]):
                 kinds[c] = "numeric"
             elif df[c].map(_is_listlike).any():
@@ -418,6 +421,28 @@ class FeatureEncoder:
         return enc
 
 
+def align_table(features: Any, ids: np.ndarray) -> Any:
+    """A feature DataFrame in the order of ``ids``: a table with a default RangeIndex and one
+    row per id is taken in order (as ``Interactions`` does); any other table is indexed by raw
+    id and reindexed (ids it lacks get NaN rows). Other inputs are returned as they are."""
+    if not isinstance(features, pd.DataFrame):
+        return features
+    index = features.index
+    positional = isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
+    if positional and len(features) == len(ids):
+        return features
+    if positional:
+        return features  # the row count check reports the mismatch
+    if not index.is_unique:
+        raise ValueError("the feature table's index has duplicated ids; give one row per id")
+    if not index.isin(pd.Index(ids)).any():
+        raise ValueError(
+            "none of the feature table's index values are known ids; index it by raw id or give one row per id "
+            "in index order with a default RangeIndex"
+        )
+    return features.reindex(pd.Index(ids))
+
+
 def encode_features(
     features: Any, n_rows: int, what: str, encoder: FeatureEncoder | None = None
 ) -> tuple[sp.csr_matrix, np.ndarray, FeatureEncoder | None]:
@@ -566,10 +591,7 @@ class ContentRecommender(Recommender):
                     "ContentRecommender needs item features: pass fit(..., item_features=table) or build the "
                     "Interactions with item_features="
                 )
-        if isinstance(features, pd.DataFrame) and len(features) != data.n_items and not isinstance(
-            features.index, pd.RangeIndex
-        ):
-            features = features.reindex(pd.Index(data.item_ids))
+        features = align_table(features, data.item_ids)
         matrix, names, enc = encode_features(features, data.n_items, "item", self._encoder())
         self.feature_names_ = np.asarray([str(v) for v in names])
         self.encoder_state_ = np.array(enc.to_json() if enc is not None else "")

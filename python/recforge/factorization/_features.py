@@ -20,7 +20,7 @@ from .. import _core
 from .._training import Callback
 from .._validation import check_positive_int, resolve_threads
 from ..base import IdKind, check_random_state
-from ..content import FeatureEncoder, encode_features
+from ..content import FeatureEncoder, align_table, encode_features
 from ..data import Interactions
 from ._base import FactorRecommender
 from ._implicit import _check_factors, _check_real, _EpochFit
@@ -210,8 +210,7 @@ class FeatureFactorization(_EpochFit, FactorRecommender):
             arg = table
         parts, names, enc_state = [], [], ""
         if arg is not None:
-            if isinstance(arg, pd.DataFrame) and len(arg) != n and not isinstance(arg.index, pd.RangeIndex):
-                arg = arg.reindex(pd.Index(ids))
+            arg = align_table(arg, ids)
             matrix, feat_names, enc = encode_features(arg, n, what, FeatureEncoder() if isinstance(arg, pd.DataFrame) else None)
             parts.append(matrix)
             names += [str(v) for v in feat_names]
