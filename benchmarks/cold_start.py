@@ -13,9 +13,9 @@ Two protocols on each data set (``ml-100k`` with genres, title terms and user de
   reported for cold and warm users separately.
 
 Models: Popularity, ALS and BPR (pure CF: they cannot score a cold item), ContentRecommender,
-FeatureFactorization with content features (user identities kept, item identities left out,
-and with both identities), and a SwitchingHybrid (ALS for warm items, content for items
-without training interactions). Recall@10 and nDCG@10, mean over split seeds. Results go to
+FeatureFactorization with content features (user identities only, both identities, item
+identities only), and two SwitchingHybrids: ALS for warm items and content for items without
+training interactions; ALS for users with interactions and popularity for the others. Recall@10 and nDCG@10, mean over split seeds. Results go to
 ``results/cold_start.json``, ``.md`` and ``.png``.
 """
 
@@ -64,7 +64,7 @@ def load(name: str) -> tuple[Any, Any, Any, dict[str, Any]]:
         users["age_band"] = pd.cut(users["age"], [0, 18, 25, 35, 45, 50, 56, 200], right=False).astype(str)
         users = users[["gender", "occupation", "age_band"]]
         items = data.item_features.drop(columns=["year"])
-        return data, users, items, {"text": ["title"]}
+        return data, users, items, {"text": ["title"], "exclude": ["year"]}
     train, test = rf.datasets.read_coat(folder)
     m = (train.matrix.toarray() >= 4) | (test.matrix.toarray() >= 4)
     u, i = np.nonzero(m)
@@ -94,9 +94,14 @@ def models(args: argparse.Namespace, content_opts: dict[str, Any], seed: int) ->
             args.factors, epochs=args.epochs, identity_features="users", random_state=seed, n_threads=t),
         "FeatureFactorization (content, all ids)": lambda: rf.FeatureFactorization(
             args.factors, epochs=args.epochs, identity_features=True, random_state=seed, n_threads=t),
-        "SwitchingHybrid (ALS / content)": lambda: rf.SwitchingHybrid(
+        "FeatureFactorization (content, item ids)": lambda: rf.FeatureFactorization(
+            args.factors, epochs=args.epochs, identity_features="items", random_state=seed, n_threads=t),
+        "SwitchingHybrid (ALS / content for cold items)": lambda: rf.SwitchingHybrid(
             rf.ALS(args.factors, iterations=15, regularization=0.05, random_state=seed, n_threads=t),
             rf.ContentRecommender(weighting="weight", n_threads=t, **content_opts), threshold=1, n_threads=t),
+        "SwitchingHybrid (ALS / popularity for cold users)": lambda: rf.SwitchingHybrid(
+            rf.ALS(args.factors, iterations=15, regularization=0.05, random_state=seed, n_threads=t),
+            rf.Popularity(), threshold=1, on="user", n_threads=t),
     }
 
 

@@ -377,8 +377,11 @@ def test_switching_hybrid_uses_the_cold_model_for_cold_items(small_interactions)
     assert np.array_equal(cold, data.item_counts() < 6)
     u = np.arange(5)
     mixed = hybrid._dense_scores(u)
-    np.testing.assert_allclose(mixed[:, cold], normalize_scores(content._dense_scores(u))[:, cold], rtol=1e-6)
-    np.testing.assert_allclose(mixed[:, ~cold], normalize_scores(als._dense_scores(u))[:, ~cold], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(mixed[:, cold], normalize_scores(content._dense_scores(u)[:, cold]), rtol=1e-6)
+    np.testing.assert_allclose(mixed[:, ~cold], normalize_scores(als._dense_scores(u)[:, ~cold]), rtol=1e-5, atol=1e-6)
+    # a user's best cold and best warm items both reach the top of the list
+    top = hybrid.recommend(u, n=10, ids="index")[0]
+    assert cold[top].any() and (~cold[top]).any()
     by_user = SwitchingHybrid(rf.ALS(8, iterations=3, random_state=0), ContentRecommender(), threshold=6, on="user").fit(data)
     cu = by_user.cold_users_
     np.testing.assert_allclose(by_user._dense_scores(np.flatnonzero(cu)),

@@ -9,7 +9,7 @@ combined:
 * :class:`SwitchingHybrid` takes every item's score from one model or the other by an explicit
   rule: items (or users) with fewer than ``threshold`` training interactions are scored by the
   ``cold`` model (e.g. :class:`~recforge.content.ContentRecommender`), the others by the
-  ``warm`` model (e.g. :class:`~recforge.ALS`).
+  ``warm`` model (e.g. :class:`~recforge.ALS`); scores are normalised within each part.
 * :class:`~recforge.factorization.FeatureFactorization` (re-exported here) is the model-level
   hybrid: identity features carry the collaborative signal, content features the rest.
 """
@@ -196,7 +196,10 @@ class SwitchingHybrid(_Ensemble):
         entirely by the ``cold`` model.
     on : {"item", "user"}
     normalize : {"zscore", "minmax", "none"}
-        Per-user normalisation of both models' scores, so that switched scores are comparable.
+        Per-user normalisation of both models' scores, so that switched scores are comparable:
+        with ``on="item"`` the cold model's scores are normalised over the cold items and the
+        warm model's over the warm items (so a user's best cold items compete with their best
+        warm ones); with ``on="user"`` each model's scores over the whole catalog.
     n_threads : int
         Threads for top-k selection (0 = all cores).
 
@@ -255,7 +258,17 @@ class SwitchingHybrid(_Ensemble):
         return np.diff(self.seen_.indptr) < self._threshold()
 
     def _dense_scores(self, user_idx: np.ndarray) -> np.ndarray:
-        warm, cold = (normalize_scores(s, self.normalize) for s in self._member_scores(user_idx))
-        if self.on == "item":
-            return np.where(self.cold_items_[None, :], cold, warm).astype(np.float32)
-        return np.where(self.cold_users_[np.asarray(user_idx)][:, None], cold, warm).astype(np.float32)
+        warm_s, cold_s = self._member_scores(user_idx)
+        if self.on == "user":
+            cold_users = self.cold_users_[np.asarray(user_idx)][:, None]
+            return np.where(cold_users, normalize_scores(cold_s, self.normalize),
+                            normalize_scores(warm_s, self.normalize)).astype(np.float32)
+        # each model is normalised over the items it scores, so the best cold and the best
+        # warm items of a user get comparable scores
+        cold = self.cold_items_
+        out = np.empty_like(warm_s, dtype=np.float32)
+        if cold.any():
+            out[:, cold] = normalize_scores(cold_s[:, cold], self.normalize)
+        if (~cold).any():
+            out[:, ~cold] = normalize_scores(warm_s[:, ~cold], self.normalize)
+        return out
