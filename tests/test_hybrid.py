@@ -94,9 +94,9 @@ def test_one_adagrad_step_matches_numpy(loss):
     exp = [ue.astype(np.float64), ub.astype(np.float64), np.ones((2, f)), np.ones(2),
            ie.astype(np.float64), ib.astype(np.float64), np.ones((3, f)), np.ones(3)]
 
-    def adagrad(param, acc, k, grad):
-        acc[k] += grad**2
+    def adagrad(param, acc, k, grad):  # the rate from the squared gradients before this one
         param[k] -= lr / np.sqrt(acc[k]) * grad
+        acc[k] += grad**2
 
     for k in range(2):  # user features
         if fu[k]:

@@ -170,7 +170,8 @@ float score_row(const SideState& st, int64_t row, int64_t f, const float* user, 
 
 // A step on the parameters of `row`'s features along the representation gradient g (f + 1):
 // returns the sum of the learning rates used and adds their count to `count`.
-// Adagrad on one embedding row: G += g^2, rate = lr / sqrt(G), e -= rate g / scale. Four
+// Adagrad on one embedding row: rate = lr / sqrt(G), e -= rate g / scale, then G += g^2
+// (LightFM's order: the accumulators start at 1 and a step uses the sum before it). Four
 // lanes at a time with SSE where available (std::sqrt's errno handling keeps compilers from
 // vectorising it); returns the sum of the rates.
 template <bool kTrack>
@@ -183,9 +184,9 @@ inline float adagrad_row(float* RECFORGE_RESTRICT e, float* RECFORGE_RESTRICT ge
     __m128 vsum = _mm_setzero_ps();
     for (; c + 4 <= f; c += 4) {
         const __m128 gr = _mm_mul_ps(vw, _mm_loadu_ps(g + c));
-        const __m128 acc = _mm_add_ps(_mm_loadu_ps(ge + c), _mm_mul_ps(gr, gr));
-        _mm_storeu_ps(ge + c, acc);
+        const __m128 acc = _mm_loadu_ps(ge + c);
         const __m128 rate = _mm_div_ps(vlr, _mm_sqrt_ps(acc));
+        _mm_storeu_ps(ge + c, _mm_add_ps(acc, _mm_mul_ps(gr, gr)));
         _mm_storeu_ps(e + c, _mm_sub_ps(_mm_loadu_ps(e + c), _mm_mul_ps(_mm_mul_ps(rate, gr), vinv)));
         if (kTrack) vsum = _mm_add_ps(vsum, rate);
     }
@@ -197,8 +198,8 @@ inline float adagrad_row(float* RECFORGE_RESTRICT e, float* RECFORGE_RESTRICT ge
 #endif
     for (; c < f; ++c) {
         const float gr = w * g[c];
-        ge[c] += gr * gr;
         const float rate = lr / std::sqrt(ge[c]);
+        ge[c] += gr * gr;
         e[c] -= rate * gr * inv_scale;
         if (kTrack) row_lr += rate;
     }
@@ -246,8 +247,8 @@ double step(SideState& st, int64_t row, const float* g, int64_t f, const Params&
                 s.bias_step[feat] = rho * s.bias_step[feat] + (1.0f - rho) * upd * upd;
                 s.biases[feat] -= upd * inv_scale;
             } else {
-                s.bias_grad[feat] += gr * gr;
                 rate = lr / std::sqrt(s.bias_grad[feat]);
+                s.bias_grad[feat] += gr * gr;
                 s.biases[feat] -= rate * gr * inv_scale;
             }
             lr_sum += rate;

@@ -5,8 +5,9 @@
 //     q_i = sum_k Fi[i, k] g_k,  b_i = sum_k Fi[i, k] d_k   (item features Fi)
 //     x_ui = p_u . q_i + b_u + b_i,
 //
-// trained by Hogwild stochastic gradient descent with a per-parameter learning rate (Adagrad
-// or Adadelta) on one of four losses:
+// trained by Hogwild stochastic gradient descent with a per-parameter learning rate (Adagrad,
+// accumulators starting at 1 and each step using lr / sqrt(sum of the earlier squared
+// gradients), as LightFM; or Adadelta) on one of four losses:
 //
 //   Logistic  every stored (u, i) is an example with label 1 if its value is > 0 and 0
 //             otherwise: L = -y ln sigma(x_ui) - (1 - y) ln(1 - sigma(x_ui)).
