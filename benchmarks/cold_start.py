@@ -214,14 +214,20 @@ def plot(frame: Any, path: Path) -> None:
         return
     sub = frame[frame.metric == "recall@10"]
     groups = list(sub.groupby(["dataset", "protocol"], sort=False))
-    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4.5), squeeze=False)
-    for ax, ((dataset, protocol), g) in zip(axes[0], groups):
+    n_cols = 2
+    n_rows = (len(groups) + n_cols - 1) // n_cols
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(13, 4.2 * n_rows), sharey=True, squeeze=False)
+    for ax, ((dataset, protocol), g) in zip(axes.ravel(), groups):
         table = g.groupby(["model", "segment"], sort=False)["value"].mean().unstack("segment")
         table = table[[c for c in ("cold", "warm") if c in table.columns]]
-        table.plot.barh(ax=ax)
+        table.plot.barh(ax=ax, color={"cold": "#1f77b4", "warm": "#ff7f0e"})
         ax.set_title(f"{dataset}: {protocol}")
-        ax.set_xlabel("recall@10")
-        ax.invert_yaxis()
+        ax.set_xlabel("recall@10 (mean over split seeds)")
+        ax.set_ylabel("")
+        ax.legend(title=protocol.split()[1], loc="lower right", fontsize=8)
+    for ax in axes.ravel()[len(groups):]:
+        ax.set_visible(False)
+    axes[0, 0].invert_yaxis()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

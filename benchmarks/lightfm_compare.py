@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--alpha", type=float, default=1e-6, help="item_alpha = user_alpha")
     p.add_argument("--max-sampled", type=int, default=10)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    p.add_argument("--seeds-for", nargs="*", default=["coat=20"], metavar="DATASET=N",
+    p.add_argument("--seeds-for", nargs="*", default=["coat=50"], metavar="DATASET=N",
                    help="use seeds 0..N-1 for a data set (Coat's precision@10 moves by several percent from "
                         "seed to seed, so it needs more fits for a mean that can be compared at 2%%)")
     p.add_argument("--threads", type=int, default=2)

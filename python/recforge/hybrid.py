@@ -19,11 +19,10 @@ from __future__ import annotations
 import json
 import numbers
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from ._validation import check_positive_int
 from .base import _REGISTRY, Recommender
 from .data import Interactions
 from .factorization import FeatureFactorization
