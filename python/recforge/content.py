@@ -491,6 +491,10 @@ class ContentRecommender(Recommender):
     preference vector is the weighted average of the profiles of the items they interacted
     with; items are ranked by the cosine between that vector and their profiles.
 
+    Users without interactions get the average preference vector of all interactions (the
+    content of what is popular). Fit with ``fit(interactions, item_features=...)``, or let the
+    model take ``interactions.item_features``.
+
     Parameters
     ----------
     text, categorical, multi_hot, numeric, exclude : lists of column names, optional
@@ -507,10 +511,6 @@ class ContentRecommender(Recommender):
         than the user's latest one counts half. Needs timestamps.
     n_threads : int
         Threads (0 = all cores).
-
-    Users without interactions get the average preference vector of all interactions (the
-    content of what is popular). Fit with ``fit(interactions, item_features=...)``, or let the
-    model take ``interactions.item_features``.
 
     Attributes
     ----------

@@ -46,6 +46,11 @@ def _csr3(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 class FeatureFactorization(_EpochFit, FactorRecommender):
     """Hybrid matrix factorization with user and item features (the LightFM model).
 
+    Fit with ``fit(interactions, user_features=..., item_features=...)``: a feature argument
+    can be a DataFrame (encoded by :class:`~recforge.content.FeatureEncoder`), a
+    scipy.sparse matrix or 2-D array with one row per user/item, ``None`` for identity only,
+    or ``"auto"`` (the default): the table on the :class:`~recforge.Interactions` if it has one.
+
     Parameters
     ----------
     factors : int
@@ -54,7 +59,7 @@ class FeatureFactorization(_EpochFit, FactorRecommender):
         ``"warp"``: negatives are drawn until one scores above the positive minus 1 (at most
         ``max_sampled`` draws) and the step is weighted by the log of the estimated rank;
         ``"warp-kos"``: the positive of each WARP step is the ``k``-th best of ``n`` sampled
-        positives of a user; ``"bpr"``: one uniform negative per positive; ``"logistic"``:
+        positives of a user; ``"bpr"``: one negative (not a positive of the user) per positive; ``"logistic"``:
         every stored interaction is an example, positive if its weight is > 0 (so give
         negatives as weights <= 0).
     learning_schedule : {"adagrad", "adadelta"}
@@ -87,11 +92,6 @@ class FeatureFactorization(_EpochFit, FactorRecommender):
         depend on timing.
     n_threads : int
         Threads (0 = all cores).
-
-    Fit with ``fit(interactions, user_features=..., item_features=...)``: a feature argument
-    can be a DataFrame (encoded by :class:`~recforge.content.FeatureEncoder`), a
-    scipy.sparse matrix or 2-D array with one row per user/item, ``None`` for identity only,
-    or ``"auto"`` (the default): the table on the :class:`~recforge.Interactions` if it has one.
 
     Attributes
     ----------
