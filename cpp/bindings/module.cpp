@@ -10,6 +10,8 @@ void bind_factorization_implicit(py::module_& m);
 void bind_factorization_explicit(py::module_& m);
 void bind_ranking(py::module_& m);
 void bind_bandits(py::module_& m);
+void bind_content(py::module_& m);
+void bind_hybrid(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "recforge's compiled kernels (private: use the recforge package)";
@@ -31,4 +33,8 @@ PYBIND11_MODULE(_core, m) {
     bind_ranking(ranking);
     auto bandits = m.def_submodule("bandits", "Bandit policies and off-policy estimators");
     bind_bandits(bandits);
+    auto content = m.def_submodule("content", "Content-based kernels: TF-IDF, BM25, profiles, cosine scores");
+    bind_content(content);
+    auto hybrid = m.def_submodule("hybrid", "Feature factorization (LightFM model)");
+    bind_hybrid(hybrid);
 }

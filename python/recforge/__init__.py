@@ -42,6 +42,10 @@ from .factorization import ALS, BPR, EASE, LMF
 from .pipeline import Pipeline
 from .ranking import LambdaMART, LinearRanker, Reranker
 from . import neighbors
+from . import content, hybrid
+from .content import ContentRecommender, FeatureEncoder
+from .factorization import FeatureFactorization
+from .hybrid import SwitchingHybrid, WeightedHybrid
 from .neighbors import (
     BaselineOnly,
     ItemKNN,
@@ -82,6 +86,13 @@ __all__ = [
     "LinearRanker",
     "Reranker",
     "ColdStartRecommender",
+    "ContentRecommender",
+    "FeatureEncoder",
+    "FeatureFactorization",
+    "WeightedHybrid",
+    "SwitchingHybrid",
+    "content",
+    "hybrid",
     "evaluate",
     "Pipeline",
     "compare",

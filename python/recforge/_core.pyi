@@ -660,3 +660,111 @@ class _Bandits(ModuleType):
     ) -> npt.NDArray[np.float64]: ...
 
 bandits: _Bandits
+class _Content(ModuleType):
+    def document_frequency(
+        self, indptr: npt.NDArray[np.int64], indices: npt.NDArray[np.int32], data: npt.NDArray[np.float32],
+        n_terms: int,
+    ) -> npt.NDArray[np.int64]: ...
+    def idf(
+        self, df: npt.NDArray[np.int64], n_docs: int, weighting: int = 0, smooth_idf: bool = True
+    ) -> npt.NDArray[np.float32]: ...
+    def weight_terms(
+        self,
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        data: npt.NDArray[np.float32],
+        idf: npt.NDArray[np.float32],
+        weighting: int = 0,
+        sublinear_tf: bool = False,
+        k1: float = 1.2,
+        b: float = 0.75,
+        normalize: bool = True,
+        avg_doc_len: float = 0.0,
+        n_threads: int = 0,
+    ) -> npt.NDArray[np.float32]: ...
+    def weighted_profiles(
+        self,
+        w_indptr: npt.NDArray[np.int64],
+        w_indices: npt.NDArray[np.int32],
+        w_data: npt.NDArray[np.float32],
+        x_indptr: npt.NDArray[np.int64],
+        x_indices: npt.NDArray[np.int32],
+        x_data: npt.NDArray[np.float32],
+        n_features: int,
+        average: bool = True,
+        n_threads: int = 0,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+    def cosine_scores(
+        self,
+        q_indptr: npt.NDArray[np.int64],
+        q_indices: npt.NDArray[np.int32],
+        q_data: npt.NDArray[np.float32],
+        x_indptr: npt.NDArray[np.int64],
+        x_indices: npt.NDArray[np.int32],
+        x_data: npt.NDArray[np.float32],
+        n_features: int,
+        rows: npt.NDArray[np.int32] | None = None,
+        n_threads: int = 0,
+    ) -> npt.NDArray[np.float32]: ...
+
+content: _Content
+
+class _Hybrid(ModuleType):
+    def epoch(
+        self,
+        r_indptr: npt.NDArray[np.int64],
+        r_indices: npt.NDArray[np.int32],
+        r_data: npt.NDArray[np.float32],
+        u_indptr: npt.NDArray[np.int64],
+        u_indices: npt.NDArray[np.int32],
+        u_data: npt.NDArray[np.float32],
+        i_indptr: npt.NDArray[np.int64],
+        i_indices: npt.NDArray[np.int32],
+        i_data: npt.NDArray[np.float32],
+        user_embeddings: npt.NDArray[np.float32],
+        user_biases: npt.NDArray[np.float32],
+        user_embedding_grad: npt.NDArray[np.float32],
+        user_bias_grad: npt.NDArray[np.float32],
+        user_embedding_step: npt.NDArray[np.float32] | None,
+        user_bias_step: npt.NDArray[np.float32] | None,
+        item_embeddings: npt.NDArray[np.float32],
+        item_biases: npt.NDArray[np.float32],
+        item_embedding_grad: npt.NDArray[np.float32],
+        item_bias_grad: npt.NDArray[np.float32],
+        item_embedding_step: npt.NDArray[np.float32] | None,
+        item_bias_step: npt.NDArray[np.float32] | None,
+        negatives: npt.NDArray[np.int32] | None = None,
+        loss: int = 2,
+        schedule: int = 0,
+        learning_rate: float = 0.05,
+        rho: float = 0.95,
+        epsilon: float = 1e-6,
+        user_alpha: float = 0.0,
+        item_alpha: float = 0.0,
+        max_sampled: int = 10,
+        k: int = 5,
+        n: int = 10,
+        seed: int = 0,
+        epoch: int = 0,
+        n_threads: int = 0,
+    ) -> dict[str, float]: ...
+    def representations(
+        self,
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        data: npt.NDArray[np.float32],
+        embeddings: npt.NDArray[np.float32],
+        biases: npt.NDArray[np.float32],
+        n_threads: int = 0,
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
+    def example_loss(
+        self,
+        loss: int,
+        user: npt.NDArray[np.float32],
+        pos: npt.NDArray[np.float32],
+        neg: npt.NDArray[np.float32] | None = None,
+        label: float = 1.0,
+        warp_weight: float = 1.0,
+    ) -> tuple[float, npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
+
+hybrid: _Hybrid

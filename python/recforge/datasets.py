@@ -773,3 +773,55 @@ def make_synthetic(
         user_features=user_features,
         item_features=item_features,
     )
+
+
+# ----------------------------------------------------------------------------------------
+# Coat (Schnabel et al. 2016)
+# ----------------------------------------------------------------------------------------
+def _coat_features(folder: Path, kind: str, n: int) -> pd.DataFrame:
+    sub = folder / "user_item_features"
+    matrix_path, names_path = sub / f"{kind}_features.ascii", sub / f"{kind}_features_map.txt"
+    if not matrix_path.exists() or not names_path.exists():
+        raise FileNotFoundError(f"{matrix_path} or {names_path} is missing: is {folder} the Coat folder?")
+    values = np.loadtxt(matrix_path, dtype=np.int8, ndmin=2)
+    names = [line.strip() for line in names_path.read_text().splitlines() if line.strip()]
+    if values.shape != (n, len(names)):
+        raise ValueError(f"{matrix_path} has shape {values.shape}, expected ({n}, {len(names)}) from {names_path.name}")
+    return pd.DataFrame(values, columns=names, index=pd.Index(np.arange(n, dtype=np.int64), name=kind))
+
+
+def read_coat(path: PathLike) -> tuple[Interactions, Interactions]:
+    """Read the Coat shopping data set (Schnabel et al. 2016) as ``(train, test)``.
+
+    ``train.ascii`` holds ratings (1-5) on coats the users chose themselves, ``test.ascii``
+    ratings on 16 coats per user chosen at random; both are dense 290 x 300 matrices with 0 for
+    "not rated". Users and items are indexed 0..289 and 0..299 in both parts. The weights are
+    the ratings; ``user_features`` (gender, age band, location, fashion interest) and
+    ``item_features`` (gender, jacket type, colour, on the front page) are the one-hot tables
+    of ``user_item_features/``, one column per name in the map files.
+    """
+    folder = Path(path)
+    parts = []
+    for name in ("train", "test"):
+        file = folder / f"{name}.ascii"
+        if not file.exists():
+            raise FileNotFoundError(f"{file} is missing: is {folder} the Coat folder (train.ascii, test.ascii)?")
+        parts.append(np.loadtxt(file, dtype=np.float64, ndmin=2))
+    if parts[0].shape != parts[1].shape:
+        raise ValueError(f"train and test have different shapes {parts[0].shape} and {parts[1].shape}")
+    n_users, n_items = parts[0].shape
+    users = _coat_features(folder, "user", n_users)
+    items = _coat_features(folder, "item", n_items)
+    out = []
+    for dense in parts:
+        u, i = np.nonzero(dense)
+        out.append(
+            Interactions.from_arrays(
+                u, i, ratings=dense[u, i], user_ids=np.arange(n_users, dtype=np.int64),
+                item_ids=np.arange(n_items, dtype=np.int64), user_features=users, item_features=items,
+            )
+        )
+    return out[0], out[1]
+
+
+__all__.append("read_coat")

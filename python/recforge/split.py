@@ -380,3 +380,40 @@ def check_leakage(
     n_leaking = int(leaking.sum())
     users_affected = int(np.unique(test_rows[leaking]).size)
     return LeakageReport(n_test, n_leaking, n_leaking / n_test, users_affected, per_user)
+
+
+# ----------------------------------------------------------------------------------------
+# cold items
+# ----------------------------------------------------------------------------------------
+def item_holdout(
+    data: Interactions,
+    test_fraction: float = 0.2,
+    *,
+    random_state: RandomState = None,
+) -> tuple[Interactions, Interactions]:
+    """Hold out whole items (item cold-start evaluation).
+
+    ``round(test_fraction * n_active)`` items with at least one interaction (at least one,
+    and at least one left for train) are chosen at random; all of their interactions go to
+    test and none to train, so they appear only in test. Both parts keep the full id maps (the
+    held-out items are empty columns of train), so models that score items from their
+    features can rank them and evaluation sees the same catalog.
+
+    Returns
+    -------
+    (train, test) : tuple of Interactions
+    """
+    _check_data(data)
+    f = _check_fraction(test_fraction)
+    rng = _rng(random_state)
+    counts = np.bincount(data.matrix.indices, minlength=data.n_items)
+    active = np.flatnonzero(counts > 0)
+    if active.size < 2:
+        raise ValueError(f"item_holdout needs at least 2 items with interactions, found {active.size}")
+    k = int(np.clip(np.floor(f * active.size + 0.5), 1, active.size - 1))
+    chosen = np.zeros(data.n_items, dtype=bool)
+    chosen[rng.choice(active, size=k, replace=False)] = True
+    test_mask = chosen[data.matrix.indices]
+    return data.subset(~test_mask), data.subset(test_mask)
+
+__all__.append("item_holdout")

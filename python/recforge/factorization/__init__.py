@@ -9,5 +9,6 @@ from __future__ import annotations
 from ._base import FactorRecommender
 from ._explicit import ALSWR, NMF, SVD, SVDpp
 from ._implicit import ALS, BPR, EASE, LMF, CatalogTooLargeError
+from ._features import FeatureFactorization
 
-__all__ = ["FactorRecommender", "SVD", "SVDpp", "NMF", "ALSWR", "ALS", "BPR", "LMF", "EASE", "CatalogTooLargeError"]
+__all__ = ["FactorRecommender", "SVD", "SVDpp", "NMF", "ALSWR", "ALS", "BPR", "LMF", "EASE", "CatalogTooLargeError", "FeatureFactorization"]
