@@ -31,7 +31,6 @@ from __future__ import annotations
 import inspect
 import json
 import numbers
-import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +39,8 @@ import pandas as pd
 import numpy as np
 
 from . import _core
+from ._persistence import json_params, read_npz, write_npz
+from .base import lookup_ids
 from ._validation import check_positive_int, resolve_threads
 
 __all__ = [
@@ -184,24 +185,10 @@ class Bandit:
             found = sorted_ids[pos_c] == arr.ravel()
             if found.all():
                 return order[pos_c].astype(np.int32).reshape(arr.shape)
-        table = self._arm_lookup()
-        flat = arr.ravel().tolist()
-        out = np.empty(len(flat), dtype=np.int32)
-        missing = []
-        for pos, v in enumerate(flat):
-            idx = table.get(v)
-            if idx is None:
-                missing.append(v)
-                out[pos] = -1
-            else:
-                out[pos] = idx
-        if missing:
-            shown = ", ".join(repr(v) for v in missing[:5])
-            raise IndexError(
-                f"unknown arm(s): {shown}" + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-                + f"; the policy has {len(self.arms_)} arms (add new ones with add_arms)"
-            )
-        return out.reshape(arr.shape)
+        return lookup_ids(
+            self._arm_lookup(), arr, "arm(s)", f"the policy has {len(self.arms_)} arms (add new ones with add_arms)",
+            dtype=np.int32,
+        )
 
     def _new_arm_ids(self, arms: Any) -> np.ndarray:
         ids = np.asarray(arms)
@@ -437,54 +424,21 @@ class Bandit:
         return state
 
     def _json_params(self) -> str:
-        params = {}
-        for name, value in self.get_params().items():
-            if isinstance(value, np.ndarray):
-                value = value.tolist()
-            elif isinstance(value, (np.integer, np.floating)):
-                value = value.item()
-            try:
-                json.dumps(value)
-            except TypeError:
-                import warnings
-
-                warnings.warn(f"parameter {name}={value!r} cannot be stored in a policy file; it is saved as None",
-                              stacklevel=3)
-                value = None
-            params[name] = value
-        return json.dumps(params)
+        return json_params(self.get_params(), "policy")
 
     def save(self, path: str | Path) -> Path:
         """Write the policy to an ``.npz`` file (no pickle inside); returns the path."""
         self._check_fitted()
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
-        np.savez(path, __class__=np.array(type(self).__name__), __format_version__=np.array(FORMAT_VERSION),
-                 __params__=np.array(self._json_params()), **self._state())
-        return path
+        return write_npz(path, type(self).__name__, FORMAT_VERSION, self._json_params(), self._state())
 
     @classmethod
     def load(cls, path: str | Path) -> Bandit:
         """Read a policy written by :meth:`save`."""
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no policy file at {path}")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                contents = {name: f[name] for name in f.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-            raise ValueError(f"{path} is not a readable recforge policy file ({exc})") from exc
-        for key in ("__class__", "__format_version__", "__params__", "arms_"):
-            if key not in contents:
-                raise ValueError(f"{path} is not a recforge policy file: {key} is missing")
-        name = str(contents.pop("__class__"))
-        if int(contents.pop("__format_version__")) > FORMAT_VERSION:
-            raise ValueError(f"{path} was written by a newer recforge; upgrade recforge")
+        name, params, contents = read_npz(path, "policy", FORMAT_VERSION, required=("arms_",))
         target = _REGISTRY.get(name)
         if target is None or (cls is not Bandit and not issubclass(target, cls)):
             raise ValueError(f"{path} holds a {name!r}, not a {cls.__name__}")
-        policy = target(**json.loads(str(contents.pop("__params__"))))
+        policy = target(**params)
         missing = set(target._learned) - set(contents)
         if missing:
             raise ValueError(f"{path} is incomplete: missing {sorted(missing)}")

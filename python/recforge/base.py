@@ -14,10 +14,7 @@ Ids
 from __future__ import annotations
 
 import inspect
-import json
 import numbers
-import warnings
-import zipfile
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -25,6 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ._persistence import json_params, read_npz, write_npz
 from ._validation import as_index_array, check_positive_int, resolve_threads
 from .data import Interactions
 
@@ -66,6 +64,27 @@ def _ids_for_npz(ids: np.ndarray, what: str) -> np.ndarray:
             f"cannot save {what} of mixed types without pickle; use integer or string ids"
         )
     return as_str
+
+
+def lookup_ids(table: dict[Any, int], values: Any, what: str, hint: str, dtype: Any = np.int64) -> np.ndarray:
+    """Indices of raw ids through an id -> index table, in the shape of ``values``; an
+    IndexError names the first unknown ids (``what``) and ends with ``hint``."""
+    arr = np.asarray(values)
+    flat = arr.ravel().tolist()
+    out = np.empty(len(flat), dtype=dtype)
+    missing = []
+    for pos, v in enumerate(flat):
+        idx = table.get(v)
+        if idx is None:
+            missing.append(v)
+            out[pos] = -1
+        else:
+            out[pos] = idx
+    if missing:
+        shown = ", ".join(repr(v) for v in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise IndexError(f"unknown {what}: {shown}{more}; {hint}")
+    return out.reshape(arr.shape)
 
 
 def raw_ids(ids: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -187,26 +206,10 @@ class Recommender:
             return as_index_array(values, n, f"{kind} indices")
         if ids != "raw":
             raise ValueError(f"ids must be 'raw' or 'index', got {ids!r}")
-        arr = np.asarray(values)
-        table = self._lookup(kind)
-        flat = arr.ravel().tolist()
-        out = np.empty(len(flat), dtype=np.int64)
-        missing = []
-        for pos, v in enumerate(flat):
-            idx = table.get(v)
-            if idx is None:
-                missing.append(v)
-                out[pos] = -1
-            else:
-                out[pos] = idx
-        if missing:
-            shown = ", ".join(repr(v) for v in missing[:5])
-            raise IndexError(
-                f"unknown {kind} id(s): {shown}"
-                + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-                + f"; the model knows {n} {kind}s from fit (pass ids='index' for integer indices)"
-            )
-        return out.reshape(arr.shape)
+        return lookup_ids(
+            self._lookup(kind), values, f"{kind} id(s)",
+            f"the model knows {n} {kind}s from fit (pass ids='index' for integer indices)",
+        )
 
     def _to_raw_items(self, idx: np.ndarray) -> np.ndarray:
         return raw_ids(self.item_ids_, idx)
@@ -351,64 +354,22 @@ class Recommender:
             setattr(self, name, state[name])
 
     def _json_params(self) -> str:
-        params = {}
-        for name, value in self.get_params().items():
-            if isinstance(value, (np.integer, np.floating)):
-                value = value.item()
-            try:
-                json.dumps(value)
-            except TypeError:
-                warnings.warn(
-                    f"parameter {name}={value!r} cannot be stored in a model file; "
-                    "it is saved as None",
-                    stacklevel=3,
-                )
-                value = None
-            params[name] = value
-        return json.dumps(params)
+        return json_params(self.get_params(), "model")
 
     def save(self, path: str | Path) -> Path:
         """Write the fitted model to an ``.npz`` file (no pickle inside); returns the path."""
         self._check_fitted()
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
-        arrays = self._state_arrays()
-        np.savez(
-            path,
-            __class__=np.array(type(self).__name__),
-            __format_version__=np.array(FORMAT_VERSION),
-            __params__=np.array(self._json_params()),
-            **arrays,
-        )
-        return path
+        return write_npz(path, type(self).__name__, FORMAT_VERSION, self._json_params(), self._state_arrays())
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
         """Read a model written by :meth:`save`; ``Recommender.load`` finds the class itself."""
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no model file at {path}")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                contents = {name: f[name] for name in f.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-            raise ValueError(f"{path} is not a readable recforge model file ({exc})") from exc
-        for key in ("__class__", "__format_version__", "__params__"):
-            if key not in contents:
-                raise ValueError(f"{path} is not a recforge model file: {key} is missing")
-        name = str(contents.pop("__class__"))
-        version = int(contents.pop("__format_version__"))
-        if version > FORMAT_VERSION:
-            raise ValueError(
-                f"{path} was written by a newer recforge (format {version}); upgrade recforge"
-            )
+        name, params, contents = read_npz(path, "model", FORMAT_VERSION)
         target = _REGISTRY.get(name)
         if target is None:
             raise ValueError(f"{path} holds an unknown model class {name!r}")
         if cls is not Recommender and not issubclass(target, cls):
             raise ValueError(f"{path} holds a {name}, not a {cls.__name__}")
-        params = json.loads(str(contents.pop("__params__")))
         model = target(**params)
         required = set(target._learned) | {"user_ids_", "item_ids_", "seen_indptr_", "seen_indices_", "seen_shape_"}
         missing = required - set(contents)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import json
 import numbers
-import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,6 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._persistence import json_params, read_npz, write_npz
 from .._validation import resolve_threads
 from ..base import NotFittedError
 
@@ -198,22 +198,6 @@ class Ranker:
     def save(self, path: str | Path) -> Path:
         """Write the fitted ranker to an ``.npz`` file (no pickle inside); returns the path."""
         self._check_fitted()
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
-        params = {}
-        for k, v in self.get_params().items():
-            if isinstance(v, np.ndarray):
-                v = v.tolist()
-            elif isinstance(v, (np.integer, np.floating)):
-                v = v.item()
-            elif isinstance(v, tuple):
-                v = list(v)
-            try:
-                json.dumps(v)
-            except TypeError:
-                v = None
-            params[k] = v
         arrays = {}
         extra = {}
         for name in self._learned:
@@ -222,35 +206,19 @@ class Ranker:
                 arrays[name] = value
             else:
                 extra[name] = value
-        np.savez(path, __class__=np.array(type(self).__name__), __format_version__=np.array(FORMAT_VERSION),
-                 __params__=np.array(json.dumps(params)), __extra__=np.array(json.dumps(extra)), **arrays)
-        return path
+        arrays["__extra__"] = np.array(json.dumps(extra))
+        return write_npz(path, type(self).__name__, FORMAT_VERSION, json_params(self.get_params(), "ranker"), arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> Ranker:
         """Read a ranker written by :meth:`save`."""
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no model file at {path}")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                contents = {name: f[name] for name in f.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-            raise ValueError(f"{path} is not a readable recforge model file ({exc})") from exc
-        for key in ("__class__", "__format_version__", "__params__", "__extra__"):
-            if key not in contents:
-                raise ValueError(f"{path} is not a recforge ranker file: {key} is missing")
-        name = str(contents.pop("__class__"))
-        version = int(contents.pop("__format_version__"))
-        if version > FORMAT_VERSION:
-            raise ValueError(f"{path} was written by a newer recforge (format {version}); upgrade recforge")
+        name, params, contents = read_npz(path, "ranker", FORMAT_VERSION, required=("__extra__",))
         target = _REGISTRY.get(name)
         if target is None:
             raise ValueError(f"{path} holds an unknown ranker class {name!r}")
         if cls is not Ranker and not issubclass(target, cls):
             raise ValueError(f"{path} holds a {name}, not a {cls.__name__}")
         try:
-            params = json.loads(str(contents.pop("__params__")))
             extra = json.loads(str(contents.pop("__extra__")))
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path} holds corrupt parameters ({exc})") from exc
