@@ -65,7 +65,7 @@ def csr_arrays(matrix: Any, shape: tuple[int, int], name: str) -> tuple[np.ndarr
         raise ValueError(f"{name} must be a scipy.sparse matrix, got {type(matrix).__name__}")
     if matrix.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {matrix.shape}")
-    csr = sp.csr_matrix(matrix)
+    csr = matrix if matrix.format == "csr" else sp.csr_matrix(matrix)
     if not csr.has_canonical_format:
         csr = csr.copy()
         csr.sum_duplicates()

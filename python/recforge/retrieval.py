@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _core
+from ._persistence import read_npz, write_npz
 from ._validation import (
     INT32_MAX,
     as_float_matrix,
@@ -66,13 +67,43 @@ def _prepare(k: Any, n_queries: int, n_items: int, exclude: Any, candidates: Any
     return k, ex_indptr, ex_indices, cand
 
 
+class _RowLists:
+    """Excluded rows per query as CSR arrays (indptr int64, sorted int32 indices without
+    duplicates), made by the indexes for list exclusions; scipy's CSR constructor checks cost
+    more than a single-user query itself."""
+
+    __slots__ = ("indptr", "indices", "shape")
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, shape: tuple[int, int]) -> None:
+        self.indptr, self.indices, self.shape = indptr, indices, shape
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1])
+
+    def csr(self) -> sp.csr_matrix:
+        out = sp.csr_matrix((np.ones(len(self.indices), dtype=np.float32), self.indices, self.indptr),
+                            shape=self.shape)
+        out.has_sorted_indices = True
+        out.has_canonical_format = True
+        return out
+
+
+def _exclusion_arrays(exclude: Any, shape: tuple[int, int]) -> tuple[Any, Any]:
+    """(indptr, indices) of exclusions given as a scipy matrix or as _RowLists (None: none)."""
+    if exclude is None:
+        return None, None
+    if isinstance(exclude, _RowLists):
+        return exclude.indptr, exclude.indices
+    ex_indptr, ex_indices, _ = csr_arrays(exclude, shape, "exclude")
+    return ex_indptr, ex_indices
+
+
 def _raw_topk_dot(
     q: np.ndarray, v: np.ndarray, k: int, exclude: Any, candidates: np.ndarray | None, n_threads: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """topk_dot on arrays already checked (float32, C-contiguous, finite); exclude in CSR."""
-    ex_indptr = ex_indices = None
-    if exclude is not None:
-        ex_indptr, ex_indices, _ = csr_arrays(exclude, (q.shape[0], v.shape[0]), "exclude")
+    ex_indptr, ex_indices = _exclusion_arrays(exclude, (q.shape[0], v.shape[0]))
     return _core.topk.topk_dot(q, v, k, ex_indptr, ex_indices, candidates, n_threads)
 
 
@@ -122,9 +153,7 @@ def topk_dot(
 def _raw_topk_candidates(
     q: np.ndarray, v: np.ndarray, cand: np.ndarray, k: int, exclude: Any, n_threads: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    ex_indptr = ex_indices = None
-    if exclude is not None:
-        ex_indptr, ex_indices, _ = csr_arrays(exclude, (q.shape[0], v.shape[0]), "exclude")
+    ex_indptr, ex_indices = _exclusion_arrays(exclude, (q.shape[0], v.shape[0]))
     return _core.topk.topk_candidates(
         q, v, np.ascontiguousarray(cand, dtype=np.int32), k, ex_indptr, ex_indices, n_threads
     )
@@ -357,13 +386,13 @@ class _VectorIndex:
         ex = self._exclusion_rows(exclude, q.shape[0]) if exclude is not None else None
         return q, k, allowed, ex
 
-    def _exclusion_rows(self, exclude: Any, n_queries: int) -> sp.csr_matrix:
+    def _exclusion_rows(self, exclude: Any, n_queries: int) -> sp.csr_matrix | _RowLists:
         """Exclusions (a CSR over labels, or one label list per query) as a CSR over rows.
 
         Labels the index does not hold are ignored (they cannot be returned anyway)."""
         n = len(self.labels_)
         if sp.issparse(exclude):
-            m = sp.csr_matrix(exclude)
+            m = exclude if exclude.format == "csr" else sp.csr_matrix(exclude)
             if m.shape[0] != n_queries:
                 raise ValueError(f"exclude has {m.shape[0]} rows but there are {n_queries} queries")
             if self._identity_labels() and m.shape[1] == n:
@@ -374,16 +403,12 @@ class _VectorIndex:
             if len(exclude) != n_queries:
                 raise ValueError(f"exclude has {len(exclude)} lists but there are {n_queries} queries")
             lists = [np.asarray(x, dtype=np.int64).ravel() for x in exclude]
-        # sorted, duplicate-free rows built here, so the CSR needs no canonicalising pass (this
-        # runs once per single-user query: it has to stay cheap)
+        # sorted, duplicate-free rows as plain arrays: this runs once per single-user query
         rows = [np.unique(self._rows(x, skip_unknown=True)) for x in lists]
         indptr = np.zeros(n_queries + 1, dtype=np.int64)
         np.cumsum([len(r) for r in rows], out=indptr[1:])
         indices = np.concatenate(rows).astype(np.int32) if rows else np.empty(0, dtype=np.int32)
-        out = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(n_queries, n))
-        out.has_sorted_indices = True
-        out.has_canonical_format = True
-        return out
+        return _RowLists(indptr, indices, (n_queries, n))
 
     def _exact_vectors(self) -> tuple[np.ndarray, Any]:
         """(item vectors, query transform) so that a dot product ranks like the metric."""
@@ -453,39 +478,15 @@ class _VectorIndex:
     def save(self, path: Any) -> Any:
         """Write the index to one ``.npz`` file (no pickle inside); returns the path."""
         import json
-        from pathlib import Path
 
         self._check_built()
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
-        np.savez(
-            path, __class__=np.array(type(self).__name__), __format_version__=np.array(_INDEX_FORMAT),
-            __params__=np.array(json.dumps(self._params())), vectors=self.vectors_, labels=self.labels_,
-            deleted=self.deleted_, **self._extra_arrays(),
-        )
-        return path
+        arrays = {"vectors": self.vectors_, "labels": self.labels_, "deleted": self.deleted_, **self._extra_arrays()}
+        return write_npz(path, type(self).__name__, _INDEX_FORMAT, json.dumps(self._params()), arrays)
 
     @classmethod
     def load(cls, path: Any) -> _VectorIndex:
         """Read an index written by :meth:`save`."""
-        import json
-        import zipfile
-        from pathlib import Path
-
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no index file at {path}")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {name: f[name] for name in f.files}
-            name = str(arrays.pop("__class__"))
-            version = int(arrays.pop("__format_version__"))
-            params = json.loads(str(arrays.pop("__params__")))
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-            raise ValueError(f"{path} is not a readable recforge index file ({exc})") from exc
-        if version > _INDEX_FORMAT:
-            raise ValueError(f"{path} was written by a newer recforge; upgrade recforge")
+        name, params, arrays = read_npz(path, "index", _INDEX_FORMAT)
         target = {"ExactIndex": ExactIndex, "HNSWIndex": HNSWIndex}.get(name)
         if target is None or (cls is not _VectorIndex and target is not cls):
             raise ValueError(f"{path} holds a {name}, not a {cls.__name__}")
@@ -538,11 +539,11 @@ class HNSWIndex(_VectorIndex):
     ``ip_graph``: ``"ip"`` (default) links items by inner product directly (hnswlib's ``ip``
     space); ``"augment"`` appends ``sqrt(max_norm**2 - |v|**2)`` to every item vector so that
     all share one norm and inner-product order becomes Euclidean order (queries get a 0), the
-    classic reduction of maximum inner-product search to nearest neighbours. Which graph
-    finds more of the true top items depends on the catalog (``benchmarks/results/retrieval.md``:
-    on clustered synthetic factors the direct graph reached recall@10 0.99 against 0.83; on
-    ALS item factors of Gowalla the augmented one reached 0.83 against 0.64), so measure yours
-    with :func:`recall_vs_exact` and raise ``ef`` or ``M`` as needed. Either way the returned
+    classic reduction of maximum inner-product search to nearest neighbours. The direct graph
+    found more of the true top items on every catalog measured (``benchmarks/results/retrieval.md``:
+    recall@10 0.99 against 0.83 on clustered synthetic factors, 0.99 against 0.83 on ALS item
+    factors of Gowalla with the insertion order below); measure yours with
+    :func:`recall_vs_exact` and raise ``ef`` or ``M`` as needed. Either way the returned
     candidates are re-scored exactly in C++.
 
     The order in which items enter a direct inner-product graph matters: on ALS item factors of
@@ -708,6 +709,8 @@ class HNSWIndex(_VectorIndex):
                  np.tile(blocked_rows, q.shape[0]), np.arange(q.shape[0] + 1) * len(blocked_rows)),
                 shape=(q.shape[0], len(self.labels_)),
             )
+        if isinstance(ex, _RowLists) and blocked is not None:
+            ex = ex.csr()
         drop = ex if blocked is None else (blocked if ex is None else (ex + blocked))
         longest = int(np.diff(drop.indptr).max()) if drop is not None and drop.nnz else 0
         fetch = min(k + longest, n_alive)
@@ -729,7 +732,7 @@ class HNSWIndex(_VectorIndex):
         scores = self._finish_scores(q, scores)
         short = np.flatnonzero((rows < 0).any(axis=1))
         if short.size:  # exclusions ate the over-fetch: exact search for those queries
-            ex_short = ex[short] if ex is not None else None
+            ex_short = None if ex is None else (ex.csr() if isinstance(ex, _RowLists) else ex)[short]
             r2, s2 = self._exact(q[short], k, allowed, ex_short, threads)
             rows[short], scores[short] = r2, s2
         return self._to_labels(rows), scores
