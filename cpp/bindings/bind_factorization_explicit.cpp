@@ -84,9 +84,10 @@ void bind_typed(py::module_& m) {
         [](const CArray<int32_t>& users, const CArray<int32_t>& items, const CArray<T>& ratings, CArray<T>& user_factors,
            CArray<T>& item_factors, std::optional<CArray<T>> user_bias, std::optional<CArray<T>> item_bias,
            double global_mean, const std::array<double, 5>& lr, const std::array<double, 5>& reg, bool shuffle,
-           uint64_t seed, int n_threads) {
+           uint64_t seed, int n_threads, int64_t min_block) {
             mf::Factors<T> f = make_factors(user_factors, item_factors, user_bias, item_bias, global_mean);
             require_ndim(users, 1, "users");
+            if (min_block < 1) throw std::invalid_argument("min_block must be at least 1");
             const int64_t n = users.shape(0);
             require_len(items, n, "items");
             require_len(ratings, n, "ratings");
@@ -95,7 +96,7 @@ void bind_typed(py::module_& m) {
             {
                 py::gil_scoped_release release;
                 s = mf::svd_sgd_epoch<T>(f, users.data(), items.data(), ratings.data(), n,
-                                         rates, shuffle, seed, n_threads);
+                                         rates, shuffle, seed, n_threads, min_block);
             }
             return stats_tuple(s);
         },
@@ -103,7 +104,7 @@ void bind_typed(py::module_& m) {
         py::arg("user_factors").noconvert(), py::arg("item_factors").noconvert(),
         py::arg("user_bias").noconvert() = py::none(), py::arg("item_bias").noconvert() = py::none(),
         py::arg("global_mean") = 0.0, py::arg("lr"), py::arg("reg"), py::arg("shuffle") = true,
-        py::arg("seed") = 0, py::arg("n_threads") = 1,
+        py::arg("seed") = 0, py::arg("n_threads") = 1, py::arg("min_block") = 65536,
         "One SGD epoch of biased MF / PMF over rating triples (in a random order drawn from seed when shuffle); returns (sse, n).");
 
     m.def(

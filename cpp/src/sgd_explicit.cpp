@@ -455,7 +455,7 @@ void shuffle_range(Triple<T>* data, int64_t n, uint64_t seed) {
 
 template <class T>
 EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_t* items, const T* ratings, int64_t n,
-                         const SgdRates<T>& rates, bool shuffle, uint64_t seed, int n_threads) {
+                         const SgdRates<T>& rates, bool shuffle, uint64_t seed, int n_threads, int64_t min_block) {
     check_factors(m, false);
     for (int64_t t = 0; t < n; ++t) {
         if (users[t] < 0 || users[t] >= m.n_users)
@@ -466,8 +466,7 @@ EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_
                                     std::to_string(m.n_items) + ")");
     }
     const SvdBlock<T> run_block = svd_block_for<T>(choose_isa());
-    // Below a few thousand ratings per block, thread start-up costs more than it saves.
-    constexpr int64_t min_block = 2048;
+    // Small blocks cost more in thread start-up and bucketing than a second thread saves
     int strata = resolve_threads(n_threads);
     while (strata > 1 && n / (static_cast<int64_t>(strata) * strata) < min_block) --strata;
     strata = static_cast<int>(std::min<int64_t>({strata, m.n_users, m.n_items}));
@@ -693,7 +692,7 @@ const char* sgd_kernel_name() { return isa_name(choose_isa()); }
     template T svdpp_loss_grad<T>(const T*, const T*, const T*, int64_t, T, T, T, T, int, const SgdRates<T>&, T*, \
                                   T*, T*, T*, T*);                                                                  \
     template EpochStats svd_sgd_epoch<T>(const Factors<T>&, const int32_t*, const int32_t*, const T*, int64_t,      \
-                                         const SgdRates<T>&, bool, uint64_t, int);                                                   \
+                                         const SgdRates<T>&, bool, uint64_t, int, int64_t);                                          \
     template EpochStats svdpp_sgd_epoch<T>(const Factors<T>&, const CsrView&, const T*, int32_t*,                   \
                                            const SgdRates<T>&, bool, uint64_t, int);                               \
     template EpochStats nmf_epoch<T>(const Factors<T>&, const CsrView&, const T*, const CsrView&, const int64_t*, \
