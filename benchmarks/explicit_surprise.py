@@ -213,8 +213,10 @@ def markdown(summary, rows, env, params):
         "epoch; Surprise uses float64 and visits the ratings user by user. Both seed their "
         "initial factors with the fold number, so RMSE differences of a few thousandths are "
         "initialisation and order noise. recforge's SVD++ uses the user-grouped update "
-        "(docs/factorization_explicit.md). recforge at 2 threads runs Hogwild SGD (not "
-        "deterministic); NMF and ALS-WR are deterministic at any thread count.",
+        "(docs/factorization_explicit.md). At 2 threads recforge's SVD and PMF run conflict-free "
+        "rating blocks only from 65,536 ratings per block, so on these folds they run on one "
+        "thread; SVD++ runs Hogwild SGD (not deterministic); NMF and ALS-WR are deterministic at "
+        "any thread count.",
         "",
         "## Environment",
         "",
