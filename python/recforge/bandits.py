@@ -28,7 +28,6 @@ scores a new arm from its features before its first impression.
 
 from __future__ import annotations
 
-import inspect
 import json
 import numbers
 from pathlib import Path
@@ -40,7 +39,7 @@ import numpy as np
 
 from . import _core
 from ._persistence import json_params, read_npz, write_npz
-from .base import lookup_ids
+from .base import Estimator, lookup_ids
 from ._validation import check_positive_int, resolve_threads
 
 __all__ = [
@@ -107,7 +106,7 @@ def _as_rewards(r: Any, n: int) -> np.ndarray:
     return arr
 
 
-class Bandit:
+class Bandit(Estimator):
     """Base class of the bandit policies: arms, parameters, persistence.
 
     Subclasses define the hyperparameters in ``__init__`` and the kernels. Arms are named by
@@ -120,28 +119,6 @@ class Bandit:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _REGISTRY[cls.__name__] = cls
-
-    # -- parameters -------------------------------------------------------------------------
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Hyperparameters as given to ``__init__``."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> Bandit:
-        """Set hyperparameters; unknown names raise ``ValueError``."""
-        valid = set(self._param_names())
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(f"{type(self).__name__} has no parameter {name!r}; valid: {sorted(valid)}")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
     # -- arms -------------------------------------------------------------------------------
     @property

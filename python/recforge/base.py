@@ -104,21 +104,10 @@ def raw_ids(ids: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return out
 
 
-class Recommender:
-    """Base class of all recforge recommenders.
+class Estimator:
+    """scikit-learn's parameter conventions: keyword hyperparameters stored as given in
+    ``__init__``, ``get_params`` / ``set_params`` and a ``repr`` that shows them."""
 
-    Subclasses implement ``_fit(data)`` and either ``_dense_scores(user_idx)`` (scores of all
-    items for a block of users) or ``_recommend_indices``; learned state lives in NumPy arrays
-    in attributes ending with ``_``, which is what ``save``/``load`` and pickling store.
-    """
-
-    _learned: ClassVar[tuple[str, ...]] = ()
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        _REGISTRY[cls.__name__] = cls
-
-    # -- parameters -----------------------------------------------------------------------
     @classmethod
     def _param_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
@@ -132,7 +121,7 @@ class Recommender:
         """Hyperparameters as given to ``__init__``."""
         return {name: getattr(self, name) for name in self._param_names()}
 
-    def set_params(self, **params: Any) -> Recommender:
+    def set_params(self, **params: Any) -> Any:
         """Set hyperparameters; unknown names raise ``ValueError``."""
         valid = set(self._param_names())
         for name, value in params.items():
@@ -146,6 +135,21 @@ class Recommender:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+class Recommender(Estimator):
+    """Base class of all recforge recommenders.
+
+    Subclasses implement ``_fit(data)`` and either ``_dense_scores(user_idx)`` (scores of all
+    items for a block of users) or ``_recommend_indices``; learned state lives in NumPy arrays
+    in attributes ending with ``_``, which is what ``save``/``load`` and pickling store.
+    """
+
+    _learned: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.__name__] = cls
 
     # -- fitting --------------------------------------------------------------------------
     def fit(self, interactions: Any, **fit_params: Any) -> Recommender:

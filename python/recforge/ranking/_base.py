@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import numbers
 from pathlib import Path
@@ -14,7 +13,7 @@ import scipy.sparse as sp
 
 from .._persistence import json_params, read_npz, write_npz
 from .._validation import resolve_threads
-from ..base import NotFittedError
+from ..base import Estimator, NotFittedError
 
 FORMAT_VERSION = 1
 _REGISTRY: dict[str, type[Ranker]] = {}
@@ -147,7 +146,7 @@ def seed_of(random_state: Any) -> int:
     raise ValueError(f"random_state must be None, an int or a numpy Generator, got {random_state!r}")
 
 
-class Ranker:
+class Ranker(Estimator):
     """Base class of the rankers: sklearn-style parameters, ``.npz`` persistence and pickling.
 
     Learned state lives in NumPy arrays (and plain numbers) in attributes ending with ``_``,
@@ -159,29 +158,6 @@ class Ranker:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _REGISTRY[cls.__name__] = cls
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p.name for p in sig.parameters.values()
-                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Hyperparameters as given to ``__init__``."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> Ranker:
-        """Set hyperparameters; unknown names raise ``ValueError``."""
-        valid = set(self._param_names())
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(f"{type(self).__name__} has no parameter {name!r}; valid: {sorted(valid)}")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
     @property
     def is_fitted(self) -> bool:
