@@ -205,13 +205,14 @@ def test_svd_epoch_in_conflict_free_blocks_matches_numpy(threads):
 
 def test_svd_with_threads_is_deterministic_and_as_good_as_one_thread():
     rng = np.random.default_rng(4)
-    n_users, n_items, rank = 500, 300, 4
+    n_users, n_items, rank = 1100, 900, 4
     truth = rng.normal(0, 1, (n_users, rank)) @ rng.normal(0, 1, (n_items, rank)).T / 2 + 3
     mask = rng.random(truth.shape) < 0.3
     u, i = np.nonzero(mask)
     test = rng.random(u.size) < 0.1
     train = Interactions.from_arrays(u[~test], i[~test], ratings=truth[u[~test], i[~test]],
                                     user_ids=np.arange(n_users), item_ids=np.arange(n_items))
+    assert train.nnz >= 4 * 65536  # 2 x 2 blocks of at least 65,536 ratings: the block path runs
 
     def fit(threads):
         return rf.SVD(factors=8, n_epochs=30, lr_all=0.01, random_state=0, n_threads=threads).fit(
@@ -220,6 +221,7 @@ def test_svd_with_threads_is_deterministic_and_as_good_as_one_thread():
     a, b, one = fit(2), fit(2), fit(1)
     for name in a._learned:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert not np.array_equal(a.user_factors_, one.user_factors_)  # the blocks visit another order
     rmse = [np.sqrt(np.mean((m.predict(u[test], i[test]) - truth[u[test], i[test]]) ** 2))
             for m in (a, one)]
     baseline = np.sqrt(np.mean((truth[u[test], i[test]] - truth[u[~test], i[~test]].mean()) ** 2))
