@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "recforge/common/parallel.hpp"
+#include "recforge/common/random.hpp"
 
 namespace recforge::bandits {
 
@@ -19,12 +20,6 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-uint64_t mix64(uint64_t z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 uint64_t stream_seed(uint64_t seed, uint64_t row, uint64_t purpose) {
     return mix64(mix64(seed) ^ mix64(row + 0x2545F4914F6CDD1Dull) ^ (purpose * 0xD1B54A32D192ED03ull));

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "recforge/common/parallel.hpp"
+#include "recforge/common/random.hpp"
 #include "recforge/factorization/als.hpp"
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -21,33 +22,8 @@ namespace {
 
 constexpr int64_t kSamplesPerBlock = 4096;  // one random stream per block of samples
 
-uint64_t mix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
 
-// splitmix64: small state, good enough statistics for sampling, trivially seekable per block.
-struct Rng {
-    uint64_t state;
-    explicit Rng(uint64_t seed) : state(seed) {}
-    uint64_t next() {
-        state += 0x9E3779B97F4A7C15ull;
-        uint64_t z = state;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        return z ^ (z >> 31);
-    }
-    // uniform in [0, n), n > 0 (Lemire's multiply-shift; the bias is below 2^-64 * n)
-    uint64_t below(uint64_t n) {
-#if defined(__SIZEOF_INT128__)
-        return static_cast<uint64_t>((static_cast<unsigned __int128>(next()) * n) >> 64);
-#else
-        return next() % n;
-#endif
-    }
-};
+using Rng = SplitMix64;
 
 uint64_t stream_seed(uint64_t seed, uint64_t a, uint64_t b) { return mix64(mix64(seed) ^ mix64(a + 0x51ED27u) ^ (b * 0xD1B54A32D192ED03ull)); }
 

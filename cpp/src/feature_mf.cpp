@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "recforge/common/parallel.hpp"
+#include "recforge/common/random.hpp"
 #include "recforge/factorization/als.hpp"
 
 #if defined(__SSE2__)
@@ -28,35 +29,12 @@ constexpr int64_t kSamplesPerBlock = 2048;  // one random stream per block of sa
 constexpr float kMaxWarpWeight = 10.0f;
 constexpr int kBprDraws = 100;  // draws of a BPR negative that is not a positive before the sample is skipped
 
-uint64_t mix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
 
 uint64_t stream_seed(uint64_t seed, uint64_t epoch, uint64_t block) {
     return mix64(mix64(seed ^ 0xFEA7u) ^ mix64(epoch + 0x3C6EF372u) ^ (block * 0xD1B54A32D192ED03ull));
 }
 
-struct Rng {
-    uint64_t state;
-    explicit Rng(uint64_t seed) : state(seed) {}
-    uint64_t next() {
-        state += 0x9E3779B97F4A7C15ull;
-        uint64_t z = state;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        return z ^ (z >> 31);
-    }
-    uint64_t below(uint64_t n) {
-#if defined(__SIZEOF_INT128__)
-        return static_cast<uint64_t>((static_cast<unsigned __int128>(next()) * n) >> 64);
-#else
-        return next() % n;
-#endif
-    }
-};
+using Rng = SplitMix64;
 
 // -ln sigma(x) without overflow
 double softplus_neg(double x) { return x > 0 ? std::log1p(std::exp(-x)) : -x + std::log1p(std::exp(x)); }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "recforge/common/parallel.hpp"
+#include "recforge/common/random.hpp"
 #include "recforge/metrics.hpp"
 #include "recforge/ranking/gbdt.hpp"
 
@@ -48,12 +49,6 @@ void ensure_discounts(std::vector<double>& d, int64_t n) {
     for (int64_t i = have; i < n; ++i) d[i] = discount(i);
 }
 
-inline uint64_t mix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
 
 // Indices 0..n-1 by descending score, ties in input order.
 void order_by_score(const double* s, int64_t n, std::vector<int64_t>& order) {

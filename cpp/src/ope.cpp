@@ -8,17 +8,12 @@
 #include <vector>
 
 #include "recforge/common/parallel.hpp"
+#include "recforge/common/random.hpp"
 
 namespace recforge::ope {
 
 namespace {
 
-uint64_t mix64(uint64_t z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 bool needs_model(Estimator e) { return e == Estimator::DM || e == Estimator::DR || e == Estimator::SwitchDR; }
 bool needs_weights(Estimator e) { return e != Estimator::DM; }
