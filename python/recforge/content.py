@@ -36,7 +36,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import _core
-from ._validation import check_positive_int, resolve_threads
+from ._validation import check_positive_int, csr_arrays, resolve_threads
 from .base import IdKind, Recommender
 from .data import Interactions
 
@@ -77,16 +77,9 @@ def _counts(docs: Sequence[list[str]], vocab: Mapping[str, int]) -> sp.csr_matri
     )
 
 
-def _csr3(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    m = sp.csr_matrix(m)
-    if not m.has_canonical_format:
-        m = m.copy()
-        m.sum_duplicates()
-    return (
-        np.ascontiguousarray(m.indptr, dtype=np.int64),
-        np.ascontiguousarray(m.indices, dtype=np.int32),
-        np.ascontiguousarray(m.data, dtype=np.float32),
-    )
+def _csr3(m: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    m = m if sp.issparse(m) else sp.csr_matrix(m)
+    return csr_arrays(m, m.shape, "matrix")
 
 
 def tfidf(

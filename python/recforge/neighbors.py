@@ -57,7 +57,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import _core
-from ._validation import as_index_array, check_positive_int, resolve_threads
+from ._validation import as_index_array, check_positive_int, csr_arrays, resolve_threads
 from .base import IdKind, Recommender, as_interactions, raw_ids
 from .data import Interactions
 
@@ -129,16 +129,9 @@ def _check_int(value: Any, name: str, low: int) -> int:
     return int(value)
 
 
-def _csr32(matrix: sp.spmatrix | sp.sparray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    m = sp.csr_matrix(matrix)
-    if not m.has_canonical_format:
-        m = m.copy()
-        m.sum_duplicates()
-    return (
-        np.ascontiguousarray(m.indptr, dtype=np.int64),
-        np.ascontiguousarray(m.indices, dtype=np.int32),
-        np.ascontiguousarray(m.data, dtype=np.float32),
-    )
+def _csr32(matrix: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    m = matrix if sp.issparse(matrix) else sp.csr_matrix(matrix)
+    return csr_arrays(m, m.shape, "matrix")
 
 
 def _csr_from_result(
