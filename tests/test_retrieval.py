@@ -9,6 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 import recforge as rf
+from recforge.factorization import FactorRecommender
 from recforge.retrieval import ExactIndex, HNSWIndex, recall_vs_exact
 
 from .test_factor_base import FixedFactors
@@ -204,3 +205,54 @@ def test_hnsw_recall_on_gowalla_als_factors_with_default_parameters():
     assert index.insert_order_ == "norm"
     assert recall_vs_exact(index, queries, 10) >= 0.95
     assert recall_vs_exact(index, queries, 10, exclude=train.matrix.tocsr()[users]) >= 0.95
+
+
+# -- per-row exclusion lists ------------------------------------------------------------------
+def test_rowlists_rows_of_matches_scipy_row_selection():
+    from recforge._validation import RowLists
+
+    rng = np.random.default_rng(3)
+    m = sp.random(40, 25, density=0.2, format="csr", random_state=4, dtype=np.float32)
+    m.data[:] = 1.0
+    for rows in ([7], [0, 39, 5, 5], list(range(40)), [], [12, 3]):
+        rows = np.asarray(rows, dtype=np.int64)
+        got = RowLists.rows_of(m, rows)
+        want = m[rows]
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(got.indptr, want.indptr)
+        np.testing.assert_array_equal(got.indices, want.indices)
+        np.testing.assert_array_equal(got.toarray(), want.toarray())
+    lists = RowLists.rows_of(m, np.arange(40))
+    for key in (slice(3, 17), slice(None, None, 3), slice(30, 10), np.array([4, -1, 4])):
+        np.testing.assert_array_equal(lists[key].toarray(), m[key].toarray())
+    with pytest.raises(IndexError):
+        lists[np.array([0.5])]
+
+
+def test_model_recommend_excludes_seen_through_the_index_and_brute_force():
+    """The seen items of single users and batches never come back, with or without an index."""
+    rng = np.random.default_rng(5)
+    n_users, n_items = 30, 400
+    seen = sp.random(n_users, n_items, density=0.1, format="csr", random_state=6, dtype=np.float32)
+    seen.data[:] = 1.0
+    users_f = rng.standard_normal((n_users, 8)).astype(np.float32)
+    items_f = rng.standard_normal((n_items, 8)).astype(np.float32)
+
+    class Fixed(FactorRecommender):
+        def __init__(self, n_threads: int = 1) -> None:
+            self.n_threads = n_threads
+
+        def _fit(self, data, **kw):
+            self.user_factors_, self.item_factors_ = users_f, items_f
+
+    model = Fixed().fit(seen)
+    dense = users_f @ items_f.T
+    dense[seen.toarray() > 0] = -np.inf
+    want = np.argsort(-dense, axis=1, kind="stable")[:, :10]
+    for kind in (None, "exact", "hnsw"):
+        if kind is not None:
+            model.build_index(kind, **({"ef": 400} if kind == "hnsw" else {}))
+        batch, _ = model.recommend(np.arange(n_users), n=10, ids="index")
+        singles = np.stack([model.recommend(u, n=10, ids="index")[0] for u in range(n_users)])
+        np.testing.assert_array_equal(batch, want)
+        np.testing.assert_array_equal(singles, want)

@@ -23,7 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._persistence import json_params, read_npz, write_npz
-from ._validation import as_index_array, check_positive_int, resolve_threads
+from ._validation import RowLists, as_index_array, check_positive_int, resolve_threads
 from .data import Interactions
 
 __all__ = ["NotFittedError", "Recommender", "as_interactions"]
@@ -269,7 +269,7 @@ class Recommender(Estimator):
         if n > n_search:
             what = "candidate items" if candidates is not None else "items in the catalog"
             raise ValueError(f"n={n} is larger than the {n_search} {what}; ask for at most {n_search}")
-        exclude = self.seen_[user_idx] if exclude_seen else None
+        exclude = RowLists.rows_of(self.seen_, user_idx) if exclude_seen else None
         threads = resolve_threads(self._threads() if n_threads is None else n_threads)
         top, scores = self._recommend_indices(user_idx, n, exclude, candidates, threads)
         out_items = top if ids == "index" else self._to_raw_items(top)
@@ -284,7 +284,7 @@ class Recommender(Estimator):
         self,
         user_idx: np.ndarray,
         n: int,
-        exclude: sp.csr_matrix | None,
+        exclude: RowLists | None,
         candidates: np.ndarray | None,
         n_threads: int,
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -57,7 +57,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import _core
-from ._validation import as_index_array, check_positive_int, csr_arrays, resolve_threads
+from ._validation import RowLists, as_index_array, check_positive_int, csr_arrays, resolve_threads
 from .base import IdKind, Recommender, as_interactions, raw_ids
 from .data import Interactions
 
@@ -130,7 +130,7 @@ def _check_int(value: Any, name: str, low: int) -> int:
 
 
 def _csr32(matrix: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    m = matrix if sp.issparse(matrix) else sp.csr_matrix(matrix)
+    m = matrix if sp.issparse(matrix) or isinstance(matrix, RowLists) else sp.csr_matrix(matrix)
     return csr_arrays(m, m.shape, "matrix")
 
 

@@ -21,6 +21,7 @@ from . import _core
 from ._persistence import read_npz, write_npz
 from ._validation import (
     INT32_MAX,
+    RowLists,
     as_float_matrix,
     as_index_array,
     check_positive_int,
@@ -67,33 +68,11 @@ def _prepare(k: Any, n_queries: int, n_items: int, exclude: Any, candidates: Any
     return k, ex_indptr, ex_indices, cand
 
 
-class _RowLists:
-    """Excluded rows per query as CSR arrays (indptr int64, sorted int32 indices without
-    duplicates), made by the indexes for list exclusions; scipy's CSR constructor checks cost
-    more than a single-user query itself."""
-
-    __slots__ = ("indptr", "indices", "shape")
-
-    def __init__(self, indptr: np.ndarray, indices: np.ndarray, shape: tuple[int, int]) -> None:
-        self.indptr, self.indices, self.shape = indptr, indices, shape
-
-    @property
-    def nnz(self) -> int:
-        return int(self.indptr[-1])
-
-    def csr(self) -> sp.csr_matrix:
-        out = sp.csr_matrix((np.ones(len(self.indices), dtype=np.float32), self.indices, self.indptr),
-                            shape=self.shape)
-        out.has_sorted_indices = True
-        out.has_canonical_format = True
-        return out
-
-
 def _exclusion_arrays(exclude: Any, shape: tuple[int, int]) -> tuple[Any, Any]:
-    """(indptr, indices) of exclusions given as a scipy matrix or as _RowLists (None: none)."""
+    """(indptr, indices) of exclusions given as a scipy matrix or as RowLists (None: none)."""
     if exclude is None:
         return None, None
-    if isinstance(exclude, _RowLists):
+    if isinstance(exclude, RowLists):
         return exclude.indptr, exclude.indices
     ex_indptr, ex_indices, _ = csr_arrays(exclude, shape, "exclude")
     return ex_indptr, ex_indices
@@ -386,11 +365,17 @@ class _VectorIndex:
         ex = self._exclusion_rows(exclude, q.shape[0]) if exclude is not None else None
         return q, k, allowed, ex
 
-    def _exclusion_rows(self, exclude: Any, n_queries: int) -> sp.csr_matrix | _RowLists:
+    def _exclusion_rows(self, exclude: Any, n_queries: int) -> sp.csr_matrix | RowLists:
         """Exclusions (a CSR over labels, or one label list per query) as a CSR over rows.
 
         Labels the index does not hold are ignored (they cannot be returned anyway)."""
         n = len(self.labels_)
+        if isinstance(exclude, RowLists):
+            if exclude.shape[0] != n_queries:
+                raise ValueError(f"exclude has {exclude.shape[0]} rows but there are {n_queries} queries")
+            if self._identity_labels() and exclude.shape[1] == n:
+                return exclude
+            exclude = exclude.csr()
         if sp.issparse(exclude):
             m = exclude if exclude.format == "csr" else sp.csr_matrix(exclude)
             if m.shape[0] != n_queries:
@@ -402,13 +387,22 @@ class _VectorIndex:
         else:
             if len(exclude) != n_queries:
                 raise ValueError(f"exclude has {len(exclude)} lists but there are {n_queries} queries")
-            lists = [np.asarray(x, dtype=np.int64).ravel() for x in exclude]
-        # sorted, duplicate-free rows as plain arrays: this runs once per single-user query
-        rows = [np.unique(self._rows(x, skip_unknown=True)) for x in lists]
+            lists = [np.asarray(x).ravel() for x in exclude]
+            for x in lists:
+                if x.size and x.dtype.kind not in "iu":
+                    raise ValueError(f"exclude lists must hold integer labels, got dtype {x.dtype}")
+        # plain arrays, not scipy: this runs once per single-user query
+        if self._identity_labels():  # the kernels sort the lists and skip repeats themselves
+            rows = [x[(x >= 0) & (x < n)] for x in lists]
+        else:
+            rows = [np.unique(self._rows(x, skip_unknown=True)) for x in lists]
         indptr = np.zeros(n_queries + 1, dtype=np.int64)
         np.cumsum([len(r) for r in rows], out=indptr[1:])
-        indices = np.concatenate(rows).astype(np.int32) if rows else np.empty(0, dtype=np.int32)
-        return _RowLists(indptr, indices, (n_queries, n))
+        if len(rows) == 1:
+            indices = np.ascontiguousarray(rows[0], dtype=np.int32)
+        else:
+            indices = np.concatenate(rows).astype(np.int32) if rows else np.empty(0, dtype=np.int32)
+        return RowLists(indptr, indices, (n_queries, n))
 
     def _exact_vectors(self) -> tuple[np.ndarray, Any]:
         """(item vectors, query transform) so that a dot product ranks like the metric."""
@@ -440,6 +434,8 @@ class _VectorIndex:
         return cache[1], cache[2]
 
     def _to_labels(self, rows: np.ndarray) -> np.ndarray:
+        if self._identity_labels():
+            return rows.astype(np.int64)  # -1 (no result) stays -1
         out = self.labels_[np.where(rows >= 0, rows, 0)]
         out[rows < 0] = -1
         return out
@@ -709,10 +705,15 @@ class HNSWIndex(_VectorIndex):
                  np.tile(blocked_rows, q.shape[0]), np.arange(q.shape[0] + 1) * len(blocked_rows)),
                 shape=(q.shape[0], len(self.labels_)),
             )
-        if isinstance(ex, _RowLists) and blocked is not None:
+        if isinstance(ex, RowLists) and blocked is not None:
             ex = ex.csr()
         drop = ex if blocked is None else (blocked if ex is None else (ex + blocked))
-        longest = int(np.diff(drop.indptr).max()) if drop is not None and drop.nnz else 0
+        if drop is None or not drop.nnz:
+            longest = 0
+        elif q.shape[0] == 1:
+            longest = int(drop.indptr[1] - drop.indptr[0])
+        else:
+            longest = int(np.diff(drop.indptr).max())
         fetch = min(k + longest, n_alive)
         # excluded items are usually the user's best matches: widen the search with the fetch
         self._hnsw.set_ef(max(self.ef, 2 * fetch if longest else fetch))
@@ -732,7 +733,7 @@ class HNSWIndex(_VectorIndex):
         scores = self._finish_scores(q, scores)
         short = np.flatnonzero((rows < 0).any(axis=1))
         if short.size:  # exclusions ate the over-fetch: exact search for those queries
-            ex_short = None if ex is None else (ex.csr() if isinstance(ex, _RowLists) else ex)[short]
+            ex_short = None if ex is None else (ex.csr() if isinstance(ex, RowLists) else ex)[short]
             r2, s2 = self._exact(q[short], k, allowed, ex_short, threads)
             rows[short], scores[short] = r2, s2
         return self._to_labels(rows), scores
