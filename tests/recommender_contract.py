@@ -22,9 +22,13 @@ class RecommenderContract:
     def make_model(self) -> Recommender:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def prepare(self, model: Recommender) -> Recommender:
+        """Hook run on the fitted model (e.g. to serve it through an index)."""
+        return model
+
     @pytest.fixture
     def fitted(self, small_interactions):
-        return self.make_model().fit(small_interactions), small_interactions
+        return self.prepare(self.make_model().fit(small_interactions)), small_interactions
 
     def test_fit_returns_self_and_sets_learned_state(self, small_interactions):
         model = self.make_model()

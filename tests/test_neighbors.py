@@ -242,6 +242,24 @@ class TestUserKNNContract(RecommenderContract):
         return rf.UserKNN(k=10, similarity="jaccard")
 
 
+class TestItemKNNThroughIndexContract(RecommenderContract):
+    """Served through an exact index of a full-rank factorisation: the same answers as exact."""
+
+    def make_model(self):
+        return rf.ItemKNN(k=10, similarity="bm25", normalize=True)
+
+    def prepare(self, model):
+        return model.build_index("exact", n_components=model.n_items_, n_candidates=model.n_items_)
+
+
+class TestUserKNNThroughIndexContract(RecommenderContract):
+    def make_model(self):
+        return rf.UserKNN(k=10)
+
+    def prepare(self, model):
+        return model.build_index("hnsw", n_components=model.n_items_, n_candidates=model.n_items_, ef=200)
+
+
 class TestBaselineOnlyContract(RecommenderContract):
     def make_model(self):
         return rf.BaselineOnly()
@@ -700,3 +718,67 @@ def test_rating_models_give_a_user_without_ratings_the_global_mean():
         model = cls(k=5).fit(d)
         p = model.predict([999] * 3, d.item_ids[:3], clip=False)
         np.testing.assert_allclose(p, float(model.global_mean_))
+
+
+# ----------------------------------------------------------------------------------------
+# serving through a vector index
+# ----------------------------------------------------------------------------------------
+def test_low_rank_factorisation_recovers_a_low_rank_matrix():
+    from recforge.neighbors import _low_rank
+
+    rng = np.random.default_rng(0)
+    left = rng.random((80, 5)) * (rng.random((80, 1)) < 0.5)
+    right = rng.random((5, 60)) * (rng.random((1, 60)) < 0.6)
+    matrix = sp.csr_matrix(left @ right)
+    p, v = _low_rank(matrix, 5, 2, np.random.default_rng(1))
+    assert p.shape == (80, 5) and v.shape == (60, 5)
+    np.testing.assert_allclose(p @ v.T, matrix.toarray(), atol=1e-4)
+    # the right factor is orthonormal, so p holds the singular values
+    np.testing.assert_allclose(v.T @ v, np.eye(5), atol=1e-5)
+    sing = np.linalg.svd(matrix.toarray(), compute_uv=False)[:5]
+    np.testing.assert_allclose(np.sort(np.linalg.norm(p, axis=0))[::-1], sing, rtol=1e-4)
+
+
+@pytest.mark.parametrize("cls", [rf.ItemKNN, rf.UserKNN])
+def test_index_candidates_are_rescored_exactly(small_interactions, cls):
+    """Whatever the index proposes, the returned scores are the model's own scores."""
+    model = cls(k=10).fit(small_interactions)
+    users = np.arange(model.n_users_)
+    model.build_index("hnsw", n_components=4, n_candidates=15)
+    top, scores = model.recommend(users, n=5, ids="index")
+    dense = model._dense_scores(users)
+    for row in range(len(users)):
+        np.testing.assert_allclose(scores[row], dense[row, top[row]], rtol=1e-5, atol=1e-6)
+        seen = set(small_interactions.matrix[row].indices.tolist())
+        assert not seen & set(top[row].tolist())
+        assert len(set(top[row].tolist())) == 5
+    # an index of the full-rank factorisation with every item as a candidate is exact search
+    model.build_index("exact", n_components=model.n_items_, n_candidates=model.n_items_)
+    got, got_scores = model.recommend(users, n=8, ids="index")
+    model.drop_index()
+    want, want_scores = model.recommend(users, n=8, ids="index")
+    np.testing.assert_allclose(got_scores, want_scores, rtol=1e-5, atol=1e-6)
+    from recforge.retrieval import index_recall
+
+    model.build_index("exact", n_components=model.n_items_, n_candidates=model.n_items_)
+    assert index_recall(model, small_interactions.user_ids, n=8) == 1.0
+    model.build_index("exact", n_components=2, n_candidates=8)
+    low = index_recall(model, small_interactions.user_ids, n=8)
+    assert 0.0 < low < 1.0 and model.index_ is not None
+
+
+def test_index_is_dropped_by_fit_and_checks_its_arguments(small_interactions):
+    model = rf.ItemKNN(k=10).fit(small_interactions)
+    with pytest.raises(ValueError, match="build_index"):
+        model.index_queries(small_interactions.user_ids[:2])
+    for bad in ({"kind": "annoy"}, {"n_components": 0}, {"n_candidates": 0}, {"n_iter": -1}):
+        with pytest.raises(ValueError):
+            model.build_index(**bad)
+    model.build_index("exact", n_components=6)
+    q = model.index_queries(small_interactions.user_ids[:3])
+    assert q.shape == (3, 6) and q.dtype == np.float32
+    from recforge.retrieval import recall_vs_exact
+
+    assert recall_vs_exact(model.index_, q, 5) == 1.0
+    model.fit(small_interactions)
+    assert model.index_ is None

@@ -37,6 +37,7 @@ __all__ = [
     "ExactIndex",
     "HNSWIndex",
     "recall_vs_exact",
+    "index_recall",
 ]
 
 
@@ -797,4 +798,26 @@ def recall_vs_exact(index: _VectorIndex, queries: Any, k: int = 10, *, exclude: 
     approx, _ = index.query(queries, k, exclude=exclude)
     truth, _ = exact.query(queries, k, exclude=exclude)
     hits = [len(set(a[a >= 0].tolist()) & set(t[t >= 0].tolist())) / max((t >= 0).sum(), 1) for a, t in zip(approx, truth)]
+    return float(np.mean(hits))
+
+
+def index_recall(model: Any, users: Any, n: int = 10, *, ids: str = "raw", exclude_seen: bool = True) -> float:
+    """Mean recall@n of a model's recommendations served through its index (``build_index``)
+    against the same model's exact recommendations, for the given users."""
+    if getattr(model, "index_", None) is None:
+        raise ValueError(f"this {type(model).__name__} has no index: call build_index() first")
+    served, _ = model.recommend(users, n=n, ids=ids, exclude_seen=exclude_seen)
+    keep = {k: getattr(model, k) for k in ("index_", "similar_index_") if hasattr(model, k)}
+    try:
+        model.index_ = None
+        exact, _ = model.recommend(users, n=n, ids=ids, exclude_seen=exclude_seen)
+    finally:
+        for k, v in keep.items():
+            setattr(model, k, v)
+    served, exact = np.atleast_2d(served), np.atleast_2d(exact)
+
+    def known(row: np.ndarray) -> set:
+        return {v for v in row.tolist() if v is not None and v == v and v != -1}
+
+    hits = [len(known(a) & known(t)) / max(len(known(t)), 1) for a, t in zip(served, exact)]
     return float(np.mean(hits))
