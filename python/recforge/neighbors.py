@@ -623,8 +623,7 @@ class _ImplicitKNN(_SimilarityModel):
 
         The exact sparse product costs O(history x k) per user whatever the catalog size, so
         for one model alone it is usually the faster path; the index lets a neighbourhood
-        model serve in the same way as factor models (one ANN lookup per retriever in a
-        :class:`~recforge.pipeline.Pipeline`, availability rules over large catalogs).
+        model be served the same way as the factor models.
         ``similar_items`` keeps reading ``similarity_``, which is already an exact k-NN table.
 
         Parameters
@@ -650,7 +649,7 @@ class _ImplicitKNN(_SimilarityModel):
         if kind not in kinds:
             raise ValueError(f"kind must be 'hnsw' or 'exact', got {kind!r}")
         n_components = check_positive_int(n_components, "n_components")
-        self._check_index_candidates(n_candidates)
+        check_positive_int(n_candidates, "n_candidates")
         if n_iter is None or isinstance(n_iter, bool) or not isinstance(n_iter, numbers.Integral) or n_iter < 0:
             raise ValueError(f"n_iter must be a non-negative integer, got {n_iter!r}")
         b = self._operands(np.zeros(0, dtype=np.int64))[1]
@@ -661,10 +660,6 @@ class _ImplicitKNN(_SimilarityModel):
         self.index_projection_ = proj
         self.index_candidates_ = int(n_candidates)
         return self
-
-    @staticmethod
-    def _check_index_candidates(n_candidates: Any) -> None:
-        check_positive_int(n_candidates, "n_candidates")
 
     def drop_index(self) -> None:
         """Go back to the exact sparse scoring."""
