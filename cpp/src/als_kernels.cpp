@@ -1,6 +1,7 @@
-// Dense float32 kernels of the implicit-feedback models (dot products of gathered rows, sums of
-// scaled rows, weighted Gram matrices). The portable versions are plain loops the compiler
-// vectorises for the baseline instruction set; on x86-64 AVX2+FMA versions are compiled with a
+// Dense kernels of the implicit-feedback models (dot products of gathered rows, sums of scaled
+// rows, weighted Gram matrices). The portable versions are plain loops, templates on the scalar
+// type, that the compiler vectorises for the baseline instruction set (the double kernels are
+// these alone); on x86-64 AVX2+FMA versions are compiled with a
 // function-level target attribute and picked at run time only when the CPU has them, so the
 // default build stays portable. Like topk_kernel.cpp, this file instantiates no templates from
 // other headers, so nothing compiled here for AVX2 can leak into baseline code.
@@ -20,64 +21,72 @@
 namespace recforge::als::kernels {
 namespace {
 
-inline const float* row_of(const float* rows, int64_t f, const int32_t* idx, int64_t j) {
+template <class T>
+inline const T* row_of(const T* rows, int64_t f, const int32_t* idx, int64_t j) {
     return rows + (idx ? static_cast<int64_t>(idx[j]) : j) * f;
 }
 
 // ---------------------------------------------------------------------------------------------
-// portable kernels
+// portable kernels, templates on the scalar type (float, double)
 // ---------------------------------------------------------------------------------------------
-float generic_dot(const float* a, const float* b, int64_t f) {
-    float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+template <class T>
+T generic_dot(const T* a, const T* b, int64_t f) {
+    T acc[8] = {T(0), T(0), T(0), T(0), T(0), T(0), T(0), T(0)};
     int64_t c = 0;
     for (; c + 8 <= f; c += 8)
         for (int k = 0; k < 8; ++k) acc[k] += a[c + k] * b[c + k];
-    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    T s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     for (; c < f; ++c) s += a[c] * b[c];
     return s;
 }
 
-void generic_axpy(float a, const float* x, float* y, int64_t f) {
+template <class T>
+void generic_axpy(T a, const T* x, T* y, int64_t f) {
     for (int64_t c = 0; c < f; ++c) y[c] += a * x[c];
 }
 
-void generic_dots(const float* rows, int64_t f, const int32_t* idx, int64_t n, const float* v, float* out) {
+template <class T>
+void generic_dots(const T* rows, int64_t f, const int32_t* idx, int64_t n, const T* v, T* out) {
     for (int64_t j = 0; j < n; ++j) out[j] = generic_dot(row_of(rows, f, idx, j), v, f);
 }
 
-void generic_axpys(const float* rows, int64_t f, const int32_t* idx, int64_t n, const float* coef, float* out) {
+template <class T>
+void generic_axpys(const T* rows, int64_t f, const int32_t* idx, int64_t n, const T* coef, T* out) {
     int64_t j = 0;
     for (; j + 2 <= n; j += 2) {
-        const float* a = row_of(rows, f, idx, j);
-        const float* b = row_of(rows, f, idx, j + 1);
-        const float ca = coef[j], cb = coef[j + 1];
+        const T* a = row_of(rows, f, idx, j);
+        const T* b = row_of(rows, f, idx, j + 1);
+        const T ca = coef[j], cb = coef[j + 1];
         for (int64_t c = 0; c < f; ++c) out[c] += ca * a[c] + cb * b[c];
     }
     for (; j < n; ++j) generic_axpy(coef[j], row_of(rows, f, idx, j), out, f);
 }
 
-void generic_dots_axpys(const float* rows, int64_t f, const int32_t* idx, int64_t n, const float* v,
-                        const float* a, const float* b, float* out) {
+template <class T>
+void generic_dots_axpys(const T* rows, int64_t f, const int32_t* idx, int64_t n, const T* v, const T* a,
+                        const T* b, T* out) {
     for (int64_t j = 0; j < n; ++j) {
-        const float* y = row_of(rows, f, idx, j);
-        const float d = generic_dot(y, v, f);
-        generic_axpy((a ? a[j] : 0.0f) + b[j] * d, y, out, f);
+        const T* y = row_of(rows, f, idx, j);
+        const T d = generic_dot(y, v, f);
+        generic_axpy((a ? a[j] : T(0)) + b[j] * d, y, out, f);
     }
 }
 
-void generic_bpr_step(float* u, float* qi, float* qj, int64_t f, float zi, float zj, float lr, float reg) {
+template <class T>
+void generic_bpr_step(T* u, T* qi, T* qj, int64_t f, T zi, T zj, T lr, T reg) {
     for (int64_t c = 0; c < f; ++c) {
-        const float uc = u[c], ic = qi[c], jc = qj[c];
+        const T uc = u[c], ic = qi[c], jc = qj[c];
         u[c] = uc + lr * (zi * ic - zj * jc - reg * uc);
         qi[c] = ic + lr * (zi * uc - reg * ic);
         qj[c] = jc + lr * (-zj * uc - reg * jc);
     }
 }
 
-void generic_matmul(const float* A, int64_t n, int64_t f, const float* M, float* out) {
+template <class T>
+void generic_matmul(const T* A, int64_t n, int64_t f, const T* M, T* out) {
     for (int64_t r = 0; r < n; ++r) {
-        float* o = out + r * f;
-        for (int64_t c = 0; c < f; ++c) o[c] = 0.0f;
+        T* o = out + r * f;
+        for (int64_t c = 0; c < f; ++c) o[c] = T(0);
         for (int64_t k = 0; k < f; ++k) generic_axpy(A[r * f + k], M + k * f, o, f);
     }
 }
@@ -85,20 +94,21 @@ void generic_matmul(const float* A, int64_t n, int64_t f, const float* M, float*
 // Right-looking Cholesky on the upper triangle, four pivots at a time: the four rows of U are
 // finished first (a small panel), then the trailing upper triangle gets one rank-4 update,
 // which reads and writes every trailing row once per four pivots.
-bool cholesky_upper(float* A, int64_t f, void (*rank4_update)(float*, int64_t, int64_t)) {
+template <class T>
+bool cholesky_upper(T* A, int64_t f, void (*rank4_update)(T*, int64_t, int64_t)) {
     for (int64_t k0 = 0; k0 < f; k0 += 4) {
         const int64_t kb = (f - k0 < 4) ? f - k0 : 4;
         for (int64_t k = k0; k < k0 + kb; ++k) {
-            float* uk = A + k * f;
-            const float d = uk[k];
-            if (!(d > 0.0f)) return false;
-            const float r = std::sqrt(d);
-            const float inv = 1.0f / r;
+            T* uk = A + k * f;
+            const T d = uk[k];
+            if (!(d > T(0))) return false;
+            const T r = std::sqrt(d);
+            const T inv = T(1) / r;
             uk[k] = r;
             for (int64_t j = k + 1; j < f; ++j) uk[j] *= inv;
             for (int64_t i = k + 1; i < k0 + kb; ++i) {  // the panel's remaining rows
-                const float c = uk[i];
-                float* ai = A + i * f;
+                const T c = uk[i];
+                T* ai = A + i * f;
                 for (int64_t j = i; j < f; ++j) ai[j] -= c * uk[j];
             }
         }
@@ -107,7 +117,7 @@ bool cholesky_upper(float* A, int64_t f, void (*rank4_update)(float*, int64_t, i
         } else {
             for (int64_t k = k0; k < k0 + kb; ++k)
                 for (int64_t i = k0 + kb; i < f; ++i) {
-                    const float c = A[k * f + i];
+                    const T c = A[k * f + i];
                     for (int64_t j = i; j < f; ++j) A[i * f + j] -= c * A[k * f + j];
                 }
         }
@@ -116,54 +126,66 @@ bool cholesky_upper(float* A, int64_t f, void (*rank4_update)(float*, int64_t, i
 }
 
 // U^T y = b (forward), then U x = y (backward), in place.
-void cholesky_substitute(const float* U, int64_t f, float* b, float (*dot)(const float*, const float*, int64_t)) {
+template <class T>
+void cholesky_substitute(const T* U, int64_t f, T* b, T (*dot)(const T*, const T*, int64_t)) {
     for (int64_t k = 0; k < f; ++k) {
-        const float* uk = U + k * f;
-        const float y = b[k] / uk[k];
+        const T* uk = U + k * f;
+        const T y = b[k] / uk[k];
         b[k] = y;
         for (int64_t j = k + 1; j < f; ++j) b[j] -= y * uk[j];
     }
     for (int64_t i = f - 1; i >= 0; --i) {
-        const float* ui = U + i * f;
+        const T* ui = U + i * f;
         b[i] = (b[i] - dot(ui + i + 1, b + i + 1, f - i - 1)) / ui[i];
     }
 }
 
-void generic_rank4(float* A, int64_t f, int64_t k0) {
-    const float* u0 = A + k0 * f;
-    const float* u1 = u0 + f;
-    const float* u2 = u1 + f;
-    const float* u3 = u2 + f;
+template <class T>
+void generic_rank4(T* A, int64_t f, int64_t k0) {
+    const T* u0 = A + k0 * f;
+    const T* u1 = u0 + f;
+    const T* u2 = u1 + f;
+    const T* u3 = u2 + f;
     for (int64_t i = k0 + 4; i < f; ++i) {
-        const float c0 = u0[i], c1 = u1[i], c2 = u2[i], c3 = u3[i];
-        float* ai = A + i * f;
+        const T c0 = u0[i], c1 = u1[i], c2 = u2[i], c3 = u3[i];
+        T* ai = A + i * f;
         for (int64_t j = i; j < f; ++j) ai[j] -= c0 * u0[j] + c1 * u1[j] + c2 * u2[j] + c3 * u3[j];
     }
 }
 
-bool generic_cholesky_solve(float* A, int64_t f, float* b) {
-    if (!cholesky_upper(A, f, generic_rank4)) return false;
-    cholesky_substitute(A, f, b, generic_dot);
+template <class T>
+bool generic_cholesky_solve(T* A, int64_t f, T* b) {
+    if (!cholesky_upper<T>(A, f, generic_rank4<T>)) return false;
+    cholesky_substitute<T>(A, f, b, generic_dot<T>);
     return true;
 }
 
-void mirror_upper(float* out, int64_t f) {
+template <class T>
+void mirror_upper(T* out, int64_t f) {
     for (int64_t r = 1; r < f; ++r)
         for (int64_t c = 0; c < r; ++c) out[r * f + c] = out[c * f + r];
 }
 
-void generic_gram(const float* rows, int64_t f, const int32_t* idx, const float* w, int64_t n, float* out,
-                  bool mirror) {
+template <class T>
+void generic_gram(const T* rows, int64_t f, const int32_t* idx, const T* w, int64_t n, T* out, bool mirror) {
     for (int64_t j = 0; j < n; ++j) {
-        const float* y = row_of(rows, f, idx, j);
-        const float wj = w ? w[j] : 1.0f;
+        const T* y = row_of(rows, f, idx, j);
+        const T wj = w ? w[j] : T(1);
         for (int64_t r = 0; r < f; ++r) {
-            const float s = wj * y[r];
-            float* o = out + r * f;
+            const T s = wj * y[r];
+            T* o = out + r * f;
             for (int64_t c = r; c < f; ++c) o[c] += s * y[c];
         }
     }
     if (mirror) mirror_upper(out, f);
+}
+
+template <class T>
+BasicVectorKernels<T> generic_kernels() {
+    return BasicVectorKernels<T>{&generic_dots<T>,           &generic_axpys<T>,  &generic_dots_axpys<T>,
+                                 &generic_gram<T>,           &generic_cholesky_solve<T>,
+                                 &generic_matmul<T>,         &generic_bpr_step<T>, &generic_dot<T>,
+                                 &generic_axpy<T>,           "generic"};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -419,7 +441,7 @@ __attribute__((target("avx2,fma"))) void avx2_gram(const float* rows, int64_t f,
             }
         }
     }
-    if (mirror) mirror_upper(out, f);
+    if (mirror) mirror_upper<float>(out, f);
 }
 
 // out rows [r0, r0+6) x columns [c0, c0+16) = A rows times M columns (no accumulation); constant
@@ -511,8 +533,8 @@ __attribute__((target("avx2,fma"))) void avx2_rank4(float* A, int64_t f, int64_t
 }
 
 bool avx2_cholesky_solve(float* A, int64_t f, float* b) {
-    if (!cholesky_upper(A, f, avx2_rank4)) return false;
-    cholesky_substitute(A, f, b, avx2_dot);
+    if (!cholesky_upper<float>(A, f, avx2_rank4)) return false;
+    cholesky_substitute<float>(A, f, b, avx2_dot);
     return true;
 }
 
@@ -533,16 +555,21 @@ VectorKernels choose() {
                              &avx2_axpy,     "avx2-fma"};
 #endif
     (void)force_generic;
-    return VectorKernels{&generic_dots,           &generic_axpys,  &generic_dots_axpys, &generic_gram,
-                         &generic_cholesky_solve, &generic_matmul, &generic_bpr_step,   &generic_dot,
-                         &generic_axpy,           "generic"};
+    return generic_kernels<float>();
 }
 
 }  // namespace
 
-const VectorKernels& vector_kernels() {
+template <>
+const BasicVectorKernels<float>& vector_kernels_for<float>() {
     static const VectorKernels chosen = choose();
     return chosen;
+}
+
+template <>
+const BasicVectorKernels<double>& vector_kernels_for<double>() {
+    static const BasicVectorKernels<double> kernels = generic_kernels<double>();
+    return kernels;
 }
 
 }  // namespace recforge::als::kernels
