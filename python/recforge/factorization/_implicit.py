@@ -52,7 +52,7 @@ def _check_factor_dtype(value: Any) -> np.dtype:
             dt = np.dtype(value)
         except TypeError:
             dt = None
-    if dt not in _FACTOR_DTYPES:
+    if dt is None or dt not in _FACTOR_DTYPES:  # (a NumPy dtype compares equal to None)
         raise ValueError(
             f"dtype must be np.float32 (the default) or np.float64 (or their names 'float32', 'float64'), "
             f"got {value!r}"
