@@ -54,7 +54,7 @@ def _check_factor_dtype(value: Any) -> np.dtype:
             dt = None
     if dt is None or dt not in _FACTOR_DTYPES:  # (a NumPy dtype compares equal to None)
         raise ValueError(
-            f"dtype must be np.float32 (the default) or np.float64 (or their names 'float32', 'float64'), "
+            f"dtype must be np.float32 or np.float64 (or their names 'float32', the default, and 'float64'), "
             f"got {value!r}"
         )
     return dt
@@ -358,9 +358,9 @@ class ALS(_UserHistory, _EpochFit, FactorRecommender):
     calculate_training_loss : bool
         Compute the normalised training loss after every iteration (an extra pass); it is
         logged as ``loss`` in ``history_`` and the progress bar.
-    dtype : np.float32 or np.float64
+    dtype : {"float32", "float64"} or np.float32, np.float64
         Precision of the factors and of all the arithmetic of training, fold-in and
-        explanations (as implicit's ``dtype``). The initial factors are drawn in float32 for
+        explanations (as implicit's ``dtype``; the name or the NumPy type). The initial factors are drawn in float32 for
         either, so a seed gives the same starting point at both precisions; the confidences
         are float32 in both. Scores of a float64 model are float64 (see
         :class:`~recforge.factorization.FactorRecommender` for how ``recommend`` selects).
@@ -393,7 +393,7 @@ class ALS(_UserHistory, _EpochFit, FactorRecommender):
         iterations: int = 15,
         init_scale: float = 0.01,
         calculate_training_loss: bool = False,
-        dtype: Any = np.float32,
+        dtype: Any = "float32",
         random_state: Any = None,
         n_threads: int = 0,
     ) -> None:
@@ -688,7 +688,7 @@ class BPR(_UserHistory, _EpochFit, FactorRecommender):
     negative_sampling : {"uniform", "popularity"}
         ``j`` uniform over the items (the paper), or in proportion to item popularity, as the
         implicit library does (``j`` is the item of another random interaction).
-    dtype : np.float32 or np.float64
+    dtype : {"float32", "float64"} or np.float32, np.float64
         Precision of the factors, the biases and the SGD steps (training and fold-in). The
         initial factors are drawn in float32 for either, so a seed gives the same start.
     random_state : int, numpy Generator or None
@@ -721,7 +721,7 @@ class BPR(_UserHistory, _EpochFit, FactorRecommender):
         verify_negatives: bool = True,
         negative_draws: int = 64,
         negative_sampling: str = "uniform",
-        dtype: Any = np.float32,
+        dtype: Any = "float32",
         random_state: Any = None,
         n_threads: int = 0,
     ) -> None:
