@@ -4,7 +4,11 @@ persistence of the dtype and bad dtypes."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
+import textwrap
 import warnings
 
 import numpy as np
@@ -94,6 +98,55 @@ def test_float64_loss_and_explain_match_numpy(problem):
     np.testing.assert_allclose(contrib, conf * (Y[items] @ z), rtol=1e-10, atol=1e-13)
     x = np.linalg.solve(W, Y[items].T @ conf)
     assert np.isclose(total, x @ Y[11], rtol=1e-10)
+
+
+def test_portable_float64_kernels_agree_with_numpy():
+    """The float64 kernels with RECFORGE_VECTOR_KERNEL=generic (the baseline build of the same
+    templates the AVX2 path compiles)."""
+    code = textwrap.dedent(
+        """
+        import numpy as np, scipy.sparse as sp
+        from recforge import _core
+        m = _core.factorization_implicit
+        assert m.vector_kernel_name_f64() == "generic"
+        rng = np.random.default_rng(0)
+        C = sp.random(30, 200, density=0.15, random_state=2, format="csr", dtype=np.float32)
+        C.data = (1 + 3 * C.data).astype(np.float32)
+        args = (C.indptr.astype(np.int64), C.indices.astype(np.int32), C.data)
+        for f in (11, 40):
+            Y = rng.standard_normal((200, f))
+            G = m.als_gram(Y)
+            assert np.allclose(G, Y.T @ Y, rtol=1e-12, atol=1e-10)
+            X = np.zeros((30, f))
+            m.als_solve(*args, 200, X, Y, None, 0.1, 1.0, 0.0, solver=1)
+            ref = np.zeros_like(X)
+            for u in range(30):
+                lo, hi = C.indptr[u], C.indptr[u + 1]
+                idx, c = C.indices[lo:hi], C.data[lo:hi].astype(np.float64)
+                A = Y.T @ Y + (Y[idx].T * (c - 1.0)) @ Y[idx] + 0.1 * np.eye(f)
+                ref[u] = np.linalg.solve(A, Y[idx].T @ c)
+            assert np.abs(X - ref).max() < 1e-11 * np.abs(ref).max(), np.abs(X - ref).max()
+            Xcg = np.zeros_like(X)
+            for _ in range(100):
+                m.als_solve(*args, 200, Xcg, Y, G, 0.1, 1.0, 0.0, solver=0)
+            assert np.abs(Xcg - ref).max() < 1e-9 * np.abs(ref).max(), np.abs(Xcg - ref).max()
+        R = sp.random(60, 40, density=0.2, random_state=3, format="csr", dtype=np.float32)
+        R.sort_indices()
+        U = np.full((60, 9), 0.01); V = rng.standard_normal((40, 9)) * 0.1
+        first = None
+        for e in range(30):
+            s = m.bpr_epoch(R.indptr.astype(np.int64), R.indices, 40, U, V, np.zeros(40),
+                            learning_rate=0.1, seed=1, epoch=e, n_threads=1)
+            first = first or s["loss"]
+        assert s["loss"] < 0.8 * first, (first, s["loss"])
+        print("ok")
+        """
+    )
+    env = dict(os.environ, RECFORGE_VECTOR_KERNEL="generic")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert "ok" in out.stdout
 
 
 def test_kernels_do_not_mix_precisions(problem):

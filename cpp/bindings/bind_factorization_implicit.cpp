@@ -48,8 +48,8 @@ als::Params als_params(double regularization, double unobserved_weight, double r
     return p;
 }
 
-bpr::Params bpr_params(double learning_rate, double regularization, double bias_regularization, bool verify_negatives,
-                       int negatives, uint64_t seed, int negative_draws = 64, int loss = 0) {
+bpr::Params bpr_params(double learning_rate, double regularization, double bias_regularization,
+                       bool verify_negatives, int negatives, uint64_t seed, int negative_draws = 64, int loss = 0) {
     if (loss != 0 && loss != 1) throw std::invalid_argument("loss must be 0 (bpr) or 1 (logistic)");
     if (negatives != 0 && negatives != 1) throw std::invalid_argument("negatives must be 0 (uniform) or 1 (popularity)");
     bpr::Params p;

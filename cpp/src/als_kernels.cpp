@@ -18,11 +18,17 @@
 #define RECFORGE_HAVE_AVX2_VECTOR_KERNELS 1
 #endif
 
+#if defined(__GNUC__) || defined(__clang__)
+#define RECFORGE_KERNEL_INLINE inline __attribute__((always_inline))
+#else
+#define RECFORGE_KERNEL_INLINE inline
+#endif
+
 namespace recforge::als::kernels {
 namespace {
 
 template <class T>
-inline const T* row_of(const T* rows, int64_t f, const int32_t* idx, int64_t j) {
+RECFORGE_KERNEL_INLINE const T* row_of(const T* rows, int64_t f, const int32_t* idx, int64_t j) {
     return rows + (idx ? static_cast<int64_t>(idx[j]) : j) * f;
 }
 
@@ -30,7 +36,7 @@ inline const T* row_of(const T* rows, int64_t f, const int32_t* idx, int64_t j) 
 // portable kernels, templates on the scalar type (float, double)
 // ---------------------------------------------------------------------------------------------
 template <class T>
-T generic_dot(const T* a, const T* b, int64_t f) {
+RECFORGE_KERNEL_INLINE T generic_dot(const T* a, const T* b, int64_t f) {
     T acc[8] = {T(0), T(0), T(0), T(0), T(0), T(0), T(0), T(0)};
     int64_t c = 0;
     for (; c + 8 <= f; c += 8)
@@ -41,17 +47,19 @@ T generic_dot(const T* a, const T* b, int64_t f) {
 }
 
 template <class T>
-void generic_axpy(T a, const T* x, T* y, int64_t f) {
+RECFORGE_KERNEL_INLINE void generic_axpy(T a, const T* x, T* y, int64_t f) {
     for (int64_t c = 0; c < f; ++c) y[c] += a * x[c];
 }
 
 template <class T>
-void generic_dots(const T* rows, int64_t f, const int32_t* idx, int64_t n, const T* v, T* out) {
+RECFORGE_KERNEL_INLINE void generic_dots(const T* rows, int64_t f, const int32_t* idx, int64_t n, const T* v,
+                                         T* out) {
     for (int64_t j = 0; j < n; ++j) out[j] = generic_dot(row_of(rows, f, idx, j), v, f);
 }
 
 template <class T>
-void generic_axpys(const T* rows, int64_t f, const int32_t* idx, int64_t n, const T* coef, T* out) {
+RECFORGE_KERNEL_INLINE void generic_axpys(const T* rows, int64_t f, const int32_t* idx, int64_t n, const T* coef,
+                                          T* out) {
     int64_t j = 0;
     for (; j + 2 <= n; j += 2) {
         const T* a = row_of(rows, f, idx, j);
@@ -63,8 +71,8 @@ void generic_axpys(const T* rows, int64_t f, const int32_t* idx, int64_t n, cons
 }
 
 template <class T>
-void generic_dots_axpys(const T* rows, int64_t f, const int32_t* idx, int64_t n, const T* v, const T* a,
-                        const T* b, T* out) {
+RECFORGE_KERNEL_INLINE void generic_dots_axpys(const T* rows, int64_t f, const int32_t* idx, int64_t n,
+                                               const T* v, const T* a, const T* b, T* out) {
     for (int64_t j = 0; j < n; ++j) {
         const T* y = row_of(rows, f, idx, j);
         const T d = generic_dot(y, v, f);
@@ -73,7 +81,7 @@ void generic_dots_axpys(const T* rows, int64_t f, const int32_t* idx, int64_t n,
 }
 
 template <class T>
-void generic_bpr_step(T* u, T* qi, T* qj, int64_t f, T zi, T zj, T lr, T reg) {
+RECFORGE_KERNEL_INLINE void generic_bpr_step(T* u, T* qi, T* qj, int64_t f, T zi, T zj, T lr, T reg) {
     for (int64_t c = 0; c < f; ++c) {
         const T uc = u[c], ic = qi[c], jc = qj[c];
         u[c] = uc + lr * (zi * ic - zj * jc - reg * uc);
@@ -83,7 +91,7 @@ void generic_bpr_step(T* u, T* qi, T* qj, int64_t f, T zi, T zj, T lr, T reg) {
 }
 
 template <class T>
-void generic_matmul(const T* A, int64_t n, int64_t f, const T* M, T* out) {
+RECFORGE_KERNEL_INLINE void generic_matmul(const T* A, int64_t n, int64_t f, const T* M, T* out) {
     for (int64_t r = 0; r < n; ++r) {
         T* o = out + r * f;
         for (int64_t c = 0; c < f; ++c) o[c] = T(0);
@@ -95,7 +103,7 @@ void generic_matmul(const T* A, int64_t n, int64_t f, const T* M, T* out) {
 // finished first (a small panel), then the trailing upper triangle gets one rank-4 update,
 // which reads and writes every trailing row once per four pivots.
 template <class T>
-bool cholesky_upper(T* A, int64_t f, void (*rank4_update)(T*, int64_t, int64_t)) {
+RECFORGE_KERNEL_INLINE bool cholesky_upper(T* A, int64_t f, void (*rank4_update)(T*, int64_t, int64_t)) {
     for (int64_t k0 = 0; k0 < f; k0 += 4) {
         const int64_t kb = (f - k0 < 4) ? f - k0 : 4;
         for (int64_t k = k0; k < k0 + kb; ++k) {
@@ -127,7 +135,8 @@ bool cholesky_upper(T* A, int64_t f, void (*rank4_update)(T*, int64_t, int64_t))
 
 // U^T y = b (forward), then U x = y (backward), in place.
 template <class T>
-void cholesky_substitute(const T* U, int64_t f, T* b, T (*dot)(const T*, const T*, int64_t)) {
+RECFORGE_KERNEL_INLINE void cholesky_substitute(const T* U, int64_t f, T* b,
+                                                T (*dot)(const T*, const T*, int64_t)) {
     for (int64_t k = 0; k < f; ++k) {
         const T* uk = U + k * f;
         const T y = b[k] / uk[k];
@@ -141,7 +150,7 @@ void cholesky_substitute(const T* U, int64_t f, T* b, T (*dot)(const T*, const T
 }
 
 template <class T>
-void generic_rank4(T* A, int64_t f, int64_t k0) {
+RECFORGE_KERNEL_INLINE void generic_rank4(T* A, int64_t f, int64_t k0) {
     const T* u0 = A + k0 * f;
     const T* u1 = u0 + f;
     const T* u2 = u1 + f;
@@ -154,27 +163,57 @@ void generic_rank4(T* A, int64_t f, int64_t k0) {
 }
 
 template <class T>
-bool generic_cholesky_solve(T* A, int64_t f, T* b) {
+RECFORGE_KERNEL_INLINE bool generic_cholesky_solve(T* A, int64_t f, T* b) {
     if (!cholesky_upper<T>(A, f, generic_rank4<T>)) return false;
     cholesky_substitute<T>(A, f, b, generic_dot<T>);
     return true;
 }
 
 template <class T>
-void mirror_upper(T* out, int64_t f) {
+RECFORGE_KERNEL_INLINE void mirror_upper(T* out, int64_t f) {
     for (int64_t r = 1; r < f; ++r)
         for (int64_t c = 0; c < r; ++c) out[r * f + c] = out[c * f + r];
 }
 
+// out += sum_k w_k y_k y_k^T on the upper triangle, in register tiles of kTileRows x kTileCols
+// outputs accumulated over blocks of kTileBlock input rows (the tile loops have constant bounds,
+// so the compiler keeps the accumulators in vector registers); the columns past the last full
+// tile by plain loops. Diagonal tiles also write below the diagonal (scratch space).
 template <class T>
-void generic_gram(const T* rows, int64_t f, const int32_t* idx, const T* w, int64_t n, T* out, bool mirror) {
-    for (int64_t j = 0; j < n; ++j) {
-        const T* y = row_of(rows, f, idx, j);
-        const T wj = w ? w[j] : T(1);
-        for (int64_t r = 0; r < f; ++r) {
-            const T s = wj * y[r];
-            T* o = out + r * f;
-            for (int64_t c = r; c < f; ++c) o[c] += s * y[c];
+RECFORGE_KERNEL_INLINE void generic_gram(const T* rows, int64_t f, const int32_t* idx, const T* w, int64_t n, T* out,
+                                         bool mirror) {
+    constexpr int kTileRows = 4, kTileCols = 8;
+    constexpr int64_t kTileBlock = 128;
+    const int64_t f_tiles = f - f % kTileCols;
+    const T* ptr[kTileBlock];
+    T wk[kTileBlock];
+    for (int64_t k0 = 0; k0 < n; k0 += kTileBlock) {
+        const int64_t nk = (n - k0 < kTileBlock) ? n - k0 : kTileBlock;
+        for (int64_t k = 0; k < nk; ++k) {
+            ptr[k] = row_of(rows, f, idx, k0 + k);
+            wk[k] = w ? w[k0 + k] : T(1);
+        }
+        for (int64_t r0 = 0; r0 < f; r0 += kTileRows) {
+            const int64_t rows_here = (f - r0 < kTileRows) ? f - r0 : kTileRows;
+            for (int64_t c0 = (r0 / kTileCols) * kTileCols; c0 < f_tiles; c0 += kTileCols) {
+                T acc[kTileRows][kTileCols] = {};
+                for (int64_t k = 0; k < nk; ++k) {
+                    const T* y = ptr[k];
+                    T u[kTileRows];
+                    for (int r = 0; r < kTileRows; ++r) u[r] = r < rows_here ? wk[k] * y[r0 + r] : T(0);
+                    for (int r = 0; r < kTileRows; ++r)
+                        for (int c = 0; c < kTileCols; ++c) acc[r][c] += u[r] * y[c0 + c];
+                }
+                for (int64_t r = 0; r < rows_here; ++r)
+                    for (int c = 0; c < kTileCols; ++c) out[(r0 + r) * f + c0 + c] += acc[r][c];
+            }
+        }
+        for (int64_t k = 0; k < nk; ++k) {
+            const T* y = ptr[k];
+            for (int64_t r = 0; r < f; ++r) {
+                const T s = wk[k] * y[r];
+                for (int64_t c = (r > f_tiles ? r : f_tiles); c < f; ++c) out[r * f + c] += s * y[c];
+            }
         }
     }
     if (mirror) mirror_upper(out, f);
@@ -538,6 +577,42 @@ bool avx2_cholesky_solve(float* A, int64_t f, float* b) {
     return true;
 }
 
+// The portable templates compiled for AVX2+FMA: the double kernels (no hand-written versions;
+// the compiler vectorises the templates, always inlined into these functions, for 4 lanes).
+#define RECFORGE_AVX2 __attribute__((target("avx2,fma")))
+RECFORGE_AVX2 double avx2d_dot(const double* a, const double* b, int64_t f) { return generic_dot<double>(a, b, f); }
+RECFORGE_AVX2 void avx2d_axpy(double a, const double* x, double* y, int64_t f) { generic_axpy<double>(a, x, y, f); }
+RECFORGE_AVX2 void avx2d_dots(const double* rows, int64_t f, const int32_t* idx, int64_t n, const double* v,
+                              double* out) {
+    generic_dots<double>(rows, f, idx, n, v, out);
+}
+RECFORGE_AVX2 void avx2d_axpys(const double* rows, int64_t f, const int32_t* idx, int64_t n, const double* coef,
+                               double* out) {
+    generic_axpys<double>(rows, f, idx, n, coef, out);
+}
+RECFORGE_AVX2 void avx2d_dots_axpys(const double* rows, int64_t f, const int32_t* idx, int64_t n, const double* v,
+                                    const double* a, const double* b, double* out) {
+    generic_dots_axpys<double>(rows, f, idx, n, v, a, b, out);
+}
+RECFORGE_AVX2 void avx2d_gram(const double* rows, int64_t f, const int32_t* idx, const double* w, int64_t n,
+                              double* out, bool mirror) {
+    generic_gram<double>(rows, f, idx, w, n, out, mirror);
+}
+RECFORGE_AVX2 void avx2d_matmul(const double* A, int64_t n, int64_t f, const double* M, double* out) {
+    generic_matmul<double>(A, n, f, M, out);
+}
+RECFORGE_AVX2 void avx2d_bpr_step(double* u, double* qi, double* qj, int64_t f, double zi, double zj, double lr,
+                                  double reg) {
+    generic_bpr_step<double>(u, qi, qj, f, zi, zj, lr, reg);
+}
+RECFORGE_AVX2 void avx2d_rank4(double* A, int64_t f, int64_t k0) { generic_rank4<double>(A, f, k0); }
+RECFORGE_AVX2 bool avx2d_cholesky_solve(double* A, int64_t f, double* b) {
+    if (!cholesky_upper<double>(A, f, avx2d_rank4)) return false;
+    cholesky_substitute<double>(A, f, b, avx2d_dot);
+    return true;
+}
+#undef RECFORGE_AVX2
+
 bool cpu_has_avx2_fma() {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -558,6 +633,20 @@ VectorKernels choose() {
     return generic_kernels<float>();
 }
 
+BasicVectorKernels<double> choose_double() {
+    const char* forced = std::getenv("RECFORGE_VECTOR_KERNEL");
+    const bool force_generic = forced != nullptr && std::strcmp(forced, "generic") == 0;
+#ifdef RECFORGE_HAVE_AVX2_VECTOR_KERNELS
+    if (!force_generic && cpu_has_avx2_fma())
+        return BasicVectorKernels<double>{&avx2d_dots,   &avx2d_axpys,    &avx2d_dots_axpys, &avx2d_gram,
+                                          &avx2d_cholesky_solve, &avx2d_matmul, &avx2d_bpr_step,
+                                          &avx2d_dot,    &avx2d_axpy,
+                                          "avx2-fma (compiled from the portable code)"};
+#endif
+    (void)force_generic;
+    return generic_kernels<double>();
+}
+
 }  // namespace
 
 template <>
@@ -568,8 +657,8 @@ const BasicVectorKernels<float>& vector_kernels_for<float>() {
 
 template <>
 const BasicVectorKernels<double>& vector_kernels_for<double>() {
-    static const BasicVectorKernels<double> kernels = generic_kernels<double>();
-    return kernels;
+    static const BasicVectorKernels<double> chosen = choose_double();
+    return chosen;
 }
 
 }  // namespace recforge::als::kernels

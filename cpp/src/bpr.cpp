@@ -366,8 +366,9 @@ void fold_in(const CsrView& R, T* U, const T* V, const T* bias, int64_t f, int e
         8);
 }
 
-#define RECFORGE_BPR_INSTANTIATE(T)                                                                              \
-    template EpochStats epoch<T>(const CsrView&, T*, T*, T*, int64_t, const Params&, int64_t, int, const Prepared&); \
+#define RECFORGE_BPR_INSTANTIATE(T)                                                                      \
+    template EpochStats epoch<T>(const CsrView&, T*, T*, T*, int64_t, const Params&, int64_t, int,       \
+                                 const Prepared&);                                                       \
     template void fold_in<T>(const CsrView&, T*, const T*, const T*, int64_t, int, const Params&, int);
 RECFORGE_BPR_INSTANTIATE(float)
 RECFORGE_BPR_INSTANTIATE(double)
