@@ -1,9 +1,9 @@
 // Dense kernels of the implicit-feedback models (dot products of gathered rows, sums of scaled
 // rows, weighted Gram matrices). The portable versions are plain loops, templates on the scalar
-// type, that the compiler vectorises for the baseline instruction set (the double kernels are
-// these alone); on x86-64 AVX2+FMA versions are compiled with a
-// function-level target attribute and picked at run time only when the CPU has them, so the
-// default build stays portable. Like topk_kernel.cpp, this file instantiates no templates from
+// type, that the compiler vectorises for the baseline instruction set; on x86-64 AVX2+FMA
+// versions (hand-written for float, the portable templates inlined into AVX2 functions for
+// double) are compiled with a function-level target attribute and picked at run time only when
+// the CPU has them, so the default build stays portable. Like topk_kernel.cpp, this file instantiates no templates from
 // other headers, so nothing compiled here for AVX2 can leak into baseline code.
 #include <cmath>
 #include <cstddef>

@@ -68,9 +68,9 @@ double explain(const int32_t* items, const float* conf, int64_t n, int64_t n_col
 namespace kernels {
 
 // Dense kernels on rows of a row-major matrix of scalars T with f columns. `idx` selects rows
-// (null: rows 0..n-1 in order). For float they are chosen once at run time by CPU features
-// (AVX2+FMA or portable code); for double they are the same portable templates, which the
-// compiler vectorises for the baseline instruction set.
+// (null: rows 0..n-1 in order). Chosen once at run time by CPU features: for float, hand-written
+// AVX2+FMA kernels or the portable code; for double, the same portable templates compiled
+// either for AVX2+FMA or for the baseline instruction set.
 template <class T>
 struct BasicVectorKernels {
     // out[j] = row_j . v
