@@ -12,7 +12,8 @@ using namespace recforge::bindings;
 
 namespace {
 
-void require_factors(const CArray<float>& a, int64_t rows, int64_t f, const char* name) {
+template <class T>
+void require_factors(const CArray<T>& a, int64_t rows, int64_t f, const char* name) {
     require_ndim(a, 2, name);
     if (a.shape(0) != rows || a.shape(1) != f)
         throw std::invalid_argument(std::string(name) + " must have shape (" + std::to_string(rows) + ", " +
@@ -20,20 +21,22 @@ void require_factors(const CArray<float>& a, int64_t rows, int64_t f, const char
                                     std::to_string(a.shape(1)) + ")");
 }
 
-void require_vector(const CArray<float>& a, int64_t n, const char* name) {
+template <class T>
+void require_vector(const CArray<T>& a, int64_t n, const char* name) {
     require_ndim(a, 1, name);
     if (a.shape(0) != n)
         throw std::invalid_argument(std::string(name) + " must have " + std::to_string(n) + " entries, got " +
                                     std::to_string(a.shape(0)));
 }
 
-const float* optional_gram(const std::optional<CArray<float>>& g, int64_t f) {
+template <class T>
+const T* optional_gram(const std::optional<CArray<T>>& g, int64_t f) {
     if (!g) return nullptr;
     require_factors(*g, f, f, "gram");
     return g->data();
 }
 
-als::Params als_params(float regularization, float unobserved_weight, float reg_exponent, int solver,
+als::Params als_params(double regularization, double unobserved_weight, double reg_exponent, int solver,
                        int cg_steps) {
     if (solver != 0 && solver != 1) throw std::invalid_argument("solver must be 0 (cg) or 1 (cholesky)");
     als::Params p;
@@ -45,8 +48,8 @@ als::Params als_params(float regularization, float unobserved_weight, float reg_
     return p;
 }
 
-bpr::Params bpr_params(float learning_rate, float regularization, float bias_regularization, bool verify_negatives,
-                       int negatives, uint64_t seed, int negative_draws = 64, int loss = 0) {
+bpr::Params bpr_params(double learning_rate, double regularization, double bias_regularization,
+                       bool verify_negatives, int negatives, uint64_t seed, int negative_draws = 64, int loss = 0) {
     if (loss != 0 && loss != 1) throw std::invalid_argument("loss must be 0 (bpr) or 1 (logistic)");
     if (negatives != 0 && negatives != 1) throw std::invalid_argument("negatives must be 0 (uniform) or 1 (popularity)");
     bpr::Params p;
@@ -61,110 +64,103 @@ bpr::Params bpr_params(float learning_rate, float regularization, float bias_reg
     return p;
 }
 
-float* optional_bias(std::optional<CArray<float>>& bias, int64_t n) {
+template <class T>
+T* optional_bias(std::optional<CArray<T>>& bias, int64_t n) {
     if (!bias) return nullptr;
     require_vector(*bias, n, "bias");
     return bias->mutable_data();
 }
 
-}  // namespace
-
-void bind_factorization_implicit(py::module_& m) {
-    m.def("vector_kernel_name", []() { return std::string(als::kernels::vector_kernels().name); },
-          "The dense vector kernels chosen for this CPU.");
-
-    // ------------------------------------------------------------------------------------------
-    // ALS
-    // ------------------------------------------------------------------------------------------
+// The ALS and BPR kernels for factors of type T (float32 or float64): one overload per type, so
+// the factor arrays (never converted) pick the kernel; the confidences stay float32.
+template <class T>
+void bind_factor_kernels(py::module_& m) {
     m.def(
         "als_gram",
-        [](const CArray<float>& Y, int n_threads) {
+        [](const CArray<T>& Y, int n_threads) {
             require_ndim(Y, 2, "factors");
             const int64_t n = Y.shape(0), f = Y.shape(1);
-            CArray<float> out({f, f});
+            CArray<T> out({f, f});
             {
                 py::gil_scoped_release release;
-                als::gram(Y.data(), n, f, out.mutable_data(), n_threads);
+                als::gram<T>(Y.data(), n, f, out.mutable_data(), n_threads);
             }
             return out;
         },
-        py::arg("factors").noconvert(), py::arg("n_threads") = 0, "Y^T Y of a float32 factor matrix.");
+        py::arg("factors").noconvert(), py::arg("n_threads") = 0, "Y^T Y of a float32 or float64 factor matrix.");
 
     m.def(
         "als_solve",
         [](const CArray<int64_t>& indptr, const CArray<int32_t>& indices, const CArray<float>& data, int64_t n_cols,
-           CArray<float>& X, const CArray<float>& Y, const std::optional<CArray<float>>& gram, float regularization,
-           float unobserved_weight, float reg_exponent, int solver, int cg_steps, int n_threads) {
+           CArray<T>& X, const CArray<T>& Y, const std::optional<CArray<T>>& gram, double regularization,
+           double unobserved_weight, double reg_exponent, int solver, int cg_steps, int n_threads) {
             require_ndim(X, 2, "X");
             const int64_t n_rows = X.shape(0), f = X.shape(1);
             require_factors(Y, n_cols, f, "Y");
             const CsrView c = csr_view(indptr, indices, data, n_rows, n_cols, "confidences");
-            const float* g = optional_gram(gram, f);
+            const T* g = optional_gram(gram, f);
             const als::Params p = als_params(regularization, unobserved_weight, reg_exponent, solver, cg_steps);
-            float* x = X.mutable_data();
+            T* x = X.mutable_data();
             py::gil_scoped_release release;
-            als::solve(c, Y.data(), f, g, x, p, n_threads);
+            als::solve<T>(c, Y.data(), f, g, x, p, n_threads);
         },
         py::arg("indptr").noconvert(), py::arg("indices").noconvert(), py::arg("data").noconvert(),
         py::arg("n_cols"), py::arg("X").noconvert(), py::arg("Y").noconvert(),
-        py::arg("gram").noconvert() = py::none(), py::arg("regularization") = 0.01f,
-        py::arg("unobserved_weight") = 1.0f, py::arg("reg_exponent") = 0.0f, py::arg("solver") = 0,
+        py::arg("gram").noconvert() = py::none(), py::arg("regularization") = 0.01,
+        py::arg("unobserved_weight") = 1.0, py::arg("reg_exponent") = 0.0, py::arg("solver") = 0,
         py::arg("cg_steps") = 3, py::arg("n_threads") = 0,
         "One ALS half-iteration: updates every row of X (in place) from Y and the confidences.");
 
     m.def(
         "als_loss",
         [](const CArray<int64_t>& indptr, const CArray<int32_t>& indices, const CArray<float>& data, int64_t n_cols,
-           const CArray<float>& X, const CArray<float>& Y, const std::optional<CArray<float>>& gram,
-           float regularization, float unobserved_weight, float reg_exponent, int n_threads) {
+           const CArray<T>& X, const CArray<T>& Y, const std::optional<CArray<T>>& gram, double regularization,
+           double unobserved_weight, double reg_exponent, int n_threads) {
             require_ndim(X, 2, "X");
             const int64_t n_rows = X.shape(0), f = X.shape(1);
             require_factors(Y, n_cols, f, "Y");
             const CsrView c = csr_view(indptr, indices, data, n_rows, n_cols, "confidences");
-            const float* g = optional_gram(gram, f);
+            const T* g = optional_gram(gram, f);
             const als::Params p = als_params(regularization, unobserved_weight, reg_exponent, 0, 1);
             py::gil_scoped_release release;
-            return als::loss(c, X.data(), Y.data(), f, g, p, n_threads);
+            return als::loss<T>(c, X.data(), Y.data(), f, g, p, n_threads);
         },
         py::arg("indptr").noconvert(), py::arg("indices").noconvert(), py::arg("data").noconvert(),
         py::arg("n_cols"), py::arg("X").noconvert(), py::arg("Y").noconvert(),
-        py::arg("gram").noconvert() = py::none(), py::arg("regularization") = 0.01f,
-        py::arg("unobserved_weight") = 1.0f, py::arg("reg_exponent") = 0.0f, py::arg("n_threads") = 0,
+        py::arg("gram").noconvert() = py::none(), py::arg("regularization") = 0.01,
+        py::arg("unobserved_weight") = 1.0, py::arg("reg_exponent") = 0.0, py::arg("n_threads") = 0,
         "The weighted squared loss plus the rows' regularization.");
 
     m.def(
         "als_explain",
-        [](const CArray<int32_t>& items, const CArray<float>& conf, const CArray<float>& Y,
-           const std::optional<CArray<float>>& gram, int32_t target, float regularization, float unobserved_weight,
-           float reg_exponent) {
+        [](const CArray<int32_t>& items, const CArray<float>& conf, const CArray<T>& Y,
+           const std::optional<CArray<T>>& gram, int32_t target, double regularization, double unobserved_weight,
+           double reg_exponent) {
             require_ndim(items, 1, "items");
             require_vector(conf, items.shape(0), "confidences");
             require_ndim(Y, 2, "Y");
             const int64_t n = items.shape(0), n_cols = Y.shape(0), f = Y.shape(1);
-            const float* g = optional_gram(gram, f);
+            const T* g = optional_gram(gram, f);
             const als::Params p = als_params(regularization, unobserved_weight, reg_exponent, 1, 1);
-            CArray<float> out(n);
+            CArray<T> out(n);
             double total;
             {
                 py::gil_scoped_release release;
-                total = als::explain(items.data(), conf.data(), n, n_cols, Y.data(), f, g, target, p,
-                                     out.mutable_data());
+                total = als::explain<T>(items.data(), conf.data(), n, n_cols, Y.data(), f, g, target, p,
+                                        out.mutable_data());
             }
             return py::make_tuple(out, total);
         },
         py::arg("items").noconvert(), py::arg("confidences").noconvert(), py::arg("Y").noconvert(),
-        py::arg("gram").noconvert() = py::none(), py::arg("target") = 0, py::arg("regularization") = 0.01f,
-        py::arg("unobserved_weight") = 1.0f, py::arg("reg_exponent") = 0.0f,
+        py::arg("gram").noconvert() = py::none(), py::arg("target") = 0, py::arg("regularization") = 0.01,
+        py::arg("unobserved_weight") = 1.0, py::arg("reg_exponent") = 0.0,
         "Per-history-item contributions to one score (Hu et al. section 5); returns (contributions, total).");
 
-    // ------------------------------------------------------------------------------------------
-    // BPR
-    // ------------------------------------------------------------------------------------------
     m.def(
         "bpr_epoch",
-        [](const CArray<int64_t>& indptr, const CArray<int32_t>& indices, int64_t n_items, CArray<float>& U,
-           CArray<float>& V, std::optional<CArray<float>> bias, float learning_rate, float regularization,
-           float bias_regularization, bool verify_negatives, int negatives, int negative_draws, uint64_t seed,
+        [](const CArray<int64_t>& indptr, const CArray<int32_t>& indices, int64_t n_items, CArray<T>& U,
+           CArray<T>& V, std::optional<CArray<T>> bias, double learning_rate, double regularization,
+           double bias_regularization, bool verify_negatives, int negatives, int negative_draws, uint64_t seed,
            int64_t epoch, int n_threads, const std::optional<CArray<int32_t>>& row_of,
            const std::optional<CArray<uint64_t>>& filter, int loss) {
             require_ndim(U, 2, "user_factors");
@@ -174,9 +170,9 @@ void bind_factorization_implicit(py::module_& m) {
             const bpr::Params p =
                 bpr_params(learning_rate, regularization, bias_regularization, verify_negatives, negatives, seed,
                            negative_draws, loss);
-            float* u = U.mutable_data();
-            float* v = V.mutable_data();
-            float* b = optional_bias(bias, n_items);
+            T* u = U.mutable_data();
+            T* v = V.mutable_data();
+            T* b = optional_bias(bias, n_items);
             bpr::Prepared prep;
             if (row_of && filter) {
                 require_ndim(*row_of, 1, "row_of");
@@ -189,7 +185,7 @@ void bind_factorization_implicit(py::module_& m) {
             bpr::EpochStats s;
             {
                 py::gil_scoped_release release;
-                s = bpr::epoch(r, u, v, b, f, p, epoch, n_threads, prep);
+                s = bpr::epoch<T>(r, u, v, b, f, p, epoch, n_threads, prep);
             }
             py::dict out;
             out["samples"] = s.samples;
@@ -200,11 +196,46 @@ void bind_factorization_implicit(py::module_& m) {
         },
         py::arg("indptr").noconvert(), py::arg("indices").noconvert(), py::arg("n_items"),
         py::arg("user_factors").noconvert(), py::arg("item_factors").noconvert(),
-        py::arg("bias").noconvert() = py::none(), py::arg("learning_rate") = 0.01f, py::arg("regularization") = 0.01f,
-        py::arg("bias_regularization") = 0.01f, py::arg("verify_negatives") = true, py::arg("negatives") = 0,
+        py::arg("bias").noconvert() = py::none(), py::arg("learning_rate") = 0.01, py::arg("regularization") = 0.01,
+        py::arg("bias_regularization") = 0.01, py::arg("verify_negatives") = true, py::arg("negatives") = 0,
         py::arg("negative_draws") = 64, py::arg("seed") = 0, py::arg("epoch") = 0, py::arg("n_threads") = 0,
         py::arg("row_of").noconvert() = py::none(), py::arg("filter").noconvert() = py::none(), py::arg("loss") = 0,
         "One BPR epoch (as many triples as interactions), factors updated in place; returns statistics.");
+
+    m.def(
+        "bpr_fold_in",
+        [](const CArray<int64_t>& indptr, const CArray<int32_t>& indices, CArray<T>& U, const CArray<T>& V,
+           const std::optional<CArray<T>>& bias, int epochs, double learning_rate, double regularization,
+           bool verify_negatives, uint64_t seed, int n_threads, int loss) {
+            require_ndim(U, 2, "user_factors");
+            require_ndim(V, 2, "item_factors");
+            const int64_t n_rows = U.shape(0), f = U.shape(1), n_items = V.shape(0);
+            require_factors(V, n_items, f, "item_factors");
+            if (bias) require_vector(*bias, n_items, "bias");
+            const CsrView r = csr_view(indptr, indices, std::nullopt, n_rows, n_items, "interactions");
+            const bpr::Params p = bpr_params(learning_rate, regularization, 0.0, verify_negatives, 0, seed, 64, loss);
+            T* u = U.mutable_data();
+            py::gil_scoped_release release;
+            bpr::fold_in<T>(r, u, V.data(), bias ? bias->data() : nullptr, f, epochs, p, n_threads);
+        },
+        py::arg("indptr").noconvert(), py::arg("indices").noconvert(), py::arg("user_factors").noconvert(),
+        py::arg("item_factors").noconvert(), py::arg("bias").noconvert() = py::none(), py::arg("epochs") = 10,
+        py::arg("learning_rate") = 0.01, py::arg("regularization") = 0.01, py::arg("verify_negatives") = true,
+        py::arg("seed") = 0, py::arg("n_threads") = 0, py::arg("loss") = 0,
+        "User factors of new rows by SGD with the item factors fixed (in place).");
+}
+
+}  // namespace
+
+void bind_factorization_implicit(py::module_& m) {
+    m.def("vector_kernel_name", []() { return std::string(als::kernels::vector_kernels().name); },
+          "The dense float32 vector kernels chosen for this CPU.");
+    m.def("vector_kernel_name_f64", []() { return std::string(als::kernels::vector_kernels_for<double>().name); },
+          "The dense float64 vector kernels chosen for this CPU.");
+
+    // ALS and BPR: float32 first (the default), then float64
+    bind_factor_kernels<float>(m);
+    bind_factor_kernels<double>(m);
 
     m.def(
         "bpr_prepare",
@@ -244,28 +275,6 @@ void bind_factorization_implicit(py::module_& m) {
         py::arg("bj") = 0.0f, py::arg("regularization") = 0.01f, py::arg("bias_regularization") = 0.01f,
         py::arg("loss") = 0,
         "BPR (loss=0) or logistic (loss=1) loss of one triple and its gradient: (loss, d/du, d/dqi, d/dqj, d/dbi, d/dbj).");
-
-    m.def(
-        "bpr_fold_in",
-        [](const CArray<int64_t>& indptr, const CArray<int32_t>& indices, CArray<float>& U, const CArray<float>& V,
-           const std::optional<CArray<float>>& bias, int epochs, float learning_rate, float regularization,
-           bool verify_negatives, uint64_t seed, int n_threads, int loss) {
-            require_ndim(U, 2, "user_factors");
-            require_ndim(V, 2, "item_factors");
-            const int64_t n_rows = U.shape(0), f = U.shape(1), n_items = V.shape(0);
-            require_factors(V, n_items, f, "item_factors");
-            if (bias) require_vector(*bias, n_items, "bias");
-            const CsrView r = csr_view(indptr, indices, std::nullopt, n_rows, n_items, "interactions");
-            const bpr::Params p = bpr_params(learning_rate, regularization, 0.0f, verify_negatives, 0, seed, 64, loss);
-            float* u = U.mutable_data();
-            py::gil_scoped_release release;
-            bpr::fold_in(r, u, V.data(), bias ? bias->data() : nullptr, f, epochs, p, n_threads);
-        },
-        py::arg("indptr").noconvert(), py::arg("indices").noconvert(), py::arg("user_factors").noconvert(),
-        py::arg("item_factors").noconvert(), py::arg("bias").noconvert() = py::none(), py::arg("epochs") = 10,
-        py::arg("learning_rate") = 0.01f, py::arg("regularization") = 0.01f, py::arg("verify_negatives") = true,
-        py::arg("seed") = 0, py::arg("n_threads") = 0, py::arg("loss") = 0,
-        "User factors of new rows by SGD with the item factors fixed (in place).");
 
     // ------------------------------------------------------------------------------------------
     // EASE

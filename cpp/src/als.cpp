@@ -7,6 +7,7 @@
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "recforge/common/parallel.hpp"
@@ -16,15 +17,19 @@ namespace {
 
 constexpr int64_t kGramBlockRows = 2048;  // rows per partial Gram matrix (fixed: deterministic sums)
 constexpr int64_t kRowsPerTask = 4;       // rows taken from the shared counter at a time
-constexpr float kTinyResidual = 1e-20f;   // implicit's threshold for a converged residual
+constexpr double kTinyResidual = 1e-20;   // implicit's threshold for a converged residual
 constexpr int64_t kRotateMinFactors = 32; // from here on CG works in the eigenbasis of G
 
+template <class T>
+const kernels::BasicVectorKernels<T>& K() {
+    return kernels::vector_kernels_for<T>();
+}
 
 void check_params(const Params& p, int64_t f) {
     if (f <= 0) throw std::invalid_argument("the number of factors must be positive, got " + std::to_string(f));
-    if (!(p.regularization >= 0.0f) || !std::isfinite(p.regularization))
+    if (!(p.regularization >= 0.0) || !std::isfinite(p.regularization))
         throw std::invalid_argument("regularization must be finite and >= 0");
-    if (!(p.unobserved_weight >= 0.0f) || !std::isfinite(p.unobserved_weight))
+    if (!(p.unobserved_weight >= 0.0) || !std::isfinite(p.unobserved_weight))
         throw std::invalid_argument("unobserved_weight must be finite and >= 0");
     if (!std::isfinite(p.reg_exponent)) throw std::invalid_argument("reg_exponent must be finite");
     if (p.solver == Solver::ConjugateGradient && p.cg_steps <= 0)
@@ -42,10 +47,11 @@ void check_confidences(const CsrView& C) {
     }
 }
 
-float row_regularization(const Params& p, int64_t n, int64_t n_cols) {
-    if (p.reg_exponent == 0.0f) return p.regularization;
-    const double base = static_cast<double>(n) + static_cast<double>(p.unobserved_weight) * static_cast<double>(n_cols);
-    return static_cast<float>(p.regularization * std::pow(std::max(base, 1e-12), static_cast<double>(p.reg_exponent)));
+template <class T>
+T row_regularization(const Params& p, int64_t n, int64_t n_cols) {
+    if (p.reg_exponent == 0.0) return static_cast<T>(p.regularization);
+    const double base = static_cast<double>(n) + p.unobserved_weight * static_cast<double>(n_cols);
+    return static_cast<T>(p.regularization * std::pow(std::max(base, 1e-12), p.reg_exponent));
 }
 
 // Rows by decreasing length (ties by index): long rows start first, so the dynamic schedule
@@ -65,41 +71,53 @@ int64_t longest_row(const CsrView& C) {
     return m;
 }
 
+template <class T>
 struct Scratch {
-    std::vector<float> r, p, ap, tmp, d, coef, a, b;
+    std::vector<T> r, p, ap, tmp, d, coef, conf, a, b;
     Scratch(int64_t f, int64_t max_len, bool cholesky) {
         const auto fs = static_cast<size_t>(f);
+        const auto ls = static_cast<size_t>(std::max<int64_t>(max_len, 1));
         r.resize(fs);
         p.resize(fs);
         ap.resize(fs);
         tmp.resize(fs);
-        d.resize(static_cast<size_t>(std::max<int64_t>(max_len, 1)));
-        coef.resize(static_cast<size_t>(std::max<int64_t>(max_len, 1)));
+        d.resize(ls);
+        coef.resize(ls);
+        if (!std::is_same_v<T, float>) conf.resize(ls);
         if (cholesky) {
             a.resize(fs * fs);
             b.resize(fs);
+        }
+    }
+    // The row's float32 confidences as T (no copy for float).
+    const T* confidences(const float* c, int64_t n) {
+        if constexpr (std::is_same_v<T, float>) {
+            return c;
+        } else {
+            for (int64_t j = 0; j < n; ++j) conf[static_cast<size_t>(j)] = static_cast<T>(c[j]);
+            return conf.data();
         }
     }
 };
 
 // The upper triangle of A = w0 G + lambda I + sum_j (c_j - w0) y_j y_j^T into s.a (f x f), all
 // the Cholesky kernel reads (the lower triangle is scratch space).
-void build_system(const float* Gs, const float* Y, int64_t f, const int32_t* idx, const float* conf, int64_t n,
-                  float w0, float lam, Scratch& s) {
-    const auto& K = kernels::vector_kernels();
+template <class T>
+void build_system(const T* Gs, const T* Y, int64_t f, const int32_t* idx, const T* conf, int64_t n, T w0, T lam,
+                  Scratch<T>& s) {
     for (int64_t r = 0; r < f; ++r) std::copy(Gs + r * f + r, Gs + (r + 1) * f, s.a.begin() + r * f + r);
     for (int64_t c = 0; c < f; ++c) s.a[static_cast<size_t>(c * f + c)] += lam;
     for (int64_t j = 0; j < n; ++j) s.coef[static_cast<size_t>(j)] = conf[j] - w0;
-    K.gram(Y, f, idx, s.coef.data(), n, s.a.data(), false);
+    K<T>().gram(Y, f, idx, s.coef.data(), n, s.a.data(), false);
 }
 
-void solve_cholesky(const float* Gs, const float* Y, int64_t f, const int32_t* idx, const float* conf, int64_t n,
-                    float w0, float lam, float* x, Scratch& s, int64_t row) {
-    const auto& K = kernels::vector_kernels();
+template <class T>
+void solve_cholesky(const T* Gs, const T* Y, int64_t f, const int32_t* idx, const T* conf, int64_t n, T w0, T lam,
+                    T* x, Scratch<T>& s, int64_t row) {
     build_system(Gs, Y, f, idx, conf, n, w0, lam, s);
-    std::fill(s.b.begin(), s.b.end(), 0.0f);
-    K.axpys(Y, f, idx, n, conf, s.b.data());
-    if (!K.cholesky_solve(s.a.data(), f, s.b.data()))
+    std::fill(s.b.begin(), s.b.end(), T(0));
+    K<T>().axpys(Y, f, idx, n, conf, s.b.data());
+    if (!K<T>().cholesky_solve(s.a.data(), f, s.b.data()))
         throw std::invalid_argument("the least-squares system of row " + std::to_string(row) +
                                     " is not positive definite; increase the regularization");
     std::copy(s.b.begin(), s.b.end(), x);
@@ -107,59 +125,62 @@ void solve_cholesky(const float* Gs, const float* Y, int64_t f, const int32_t* i
 
 // Conjugate gradient from the current x. `diag` non-null: the factors are expressed in the
 // eigenbasis of w0 G, which is then the diagonal matrix diag (Gs unused).
-void solve_cg(const float* Gs, const float* diag, const float* Y, int64_t f, const int32_t* idx, const float* conf,
-              int64_t n, float w0, float lam, int steps, float* x, Scratch& s) {
-    const auto& K = kernels::vector_kernels();
-    float* r = s.r.data();
-    float* p = s.p.data();
-    float* ap = s.ap.data();
-    float* d = s.d.data();
-    float* coef = s.coef.data();
+template <class T>
+void solve_cg(const T* Gs, const T* diag, const T* Y, int64_t f, const int32_t* idx, const T* conf, int64_t n, T w0,
+              T lam, int steps, T* x, Scratch<T>& s) {
+    const auto& k = K<T>();
+    T* r = s.r.data();
+    T* p = s.p.data();
+    T* ap = s.ap.data();
+    T* d = s.d.data();
     // w_j = c_j - w0, so that A = w0 G + lambda I + sum_j w_j y_j y_j^T
-    float* w = coef;
+    T* w = s.coef.data();
     for (int64_t j = 0; j < n; ++j) w[j] = conf[j] - w0;
     // r = b - A x = sum_j (c_j - w_j d_j) y_j - (w0 G + lambda I) x,  d_j = y_j . x
     if (diag) {
         for (int64_t c = 0; c < f; ++c) r[c] = -(diag[c] + lam) * x[c];
     } else {
-        K.dots(Gs, f, nullptr, f, x, r);
+        k.dots(Gs, f, nullptr, f, x, r);
         for (int64_t c = 0; c < f; ++c) r[c] = -r[c] - lam * x[c];
     }
     for (int64_t j = 0; j < n; ++j) d[j] = -w[j];  // coefficients c_j + (-w_j) d_j
-    K.dots_axpys(Y, f, idx, n, x, conf, d, r);
+    k.dots_axpys(Y, f, idx, n, x, conf, d, r);
     std::copy(r, r + f, p);
-    float rsold = K.dot(r, r, f);
-    if (!(rsold >= kTinyResidual)) return;
+    const T tiny = static_cast<T>(kTinyResidual);
+    T rsold = k.dot(r, r, f);
+    if (!(rsold >= tiny)) return;
     for (int it = 0; it < steps; ++it) {
         // Ap = (w0 G + lambda I) p + sum_j w_j (y_j . p) y_j
         if (diag) {
             for (int64_t c = 0; c < f; ++c) ap[c] = (diag[c] + lam) * p[c];
         } else {
-            K.dots(Gs, f, nullptr, f, p, ap);
+            k.dots(Gs, f, nullptr, f, p, ap);
             for (int64_t c = 0; c < f; ++c) ap[c] += lam * p[c];
         }
-        K.dots_axpys(Y, f, idx, n, p, nullptr, w, ap);
-        const float pap = K.dot(p, ap, f);
-        if (!(pap > 0.0f)) break;  // A is not positive definite along p: stop at the current x
-        const float alpha = rsold / pap;
-        K.axpy(alpha, p, x, f);
-        K.axpy(-alpha, ap, r, f);
-        const float rsnew = K.dot(r, r, f);
-        if (rsnew < kTinyResidual) break;
-        const float beta = rsnew / rsold;
+        k.dots_axpys(Y, f, idx, n, p, nullptr, w, ap);
+        const T pap = k.dot(p, ap, f);
+        if (!(pap > T(0))) break;  // A is not positive definite along p: stop at the current x
+        const T alpha = rsold / pap;
+        k.axpy(alpha, p, x, f);
+        k.axpy(-alpha, ap, r, f);
+        const T rsnew = k.dot(r, r, f);
+        if (rsnew < tiny) break;
+        const T beta = rsnew / rsold;
         for (int64_t c = 0; c < f; ++c) p[c] = r[c] + beta * p[c];
         rsold = rsnew;
     }
 }
 
-std::vector<float> scaled_gram(const float* G, const float* Y, int64_t n_y, int64_t f, float w0, int n_threads) {
-    std::vector<float> gs(static_cast<size_t>(f * f));
+template <class T>
+std::vector<T> scaled_gram(const T* G, const T* Y, int64_t n_y, int64_t f, double w0, int n_threads) {
+    std::vector<T> gs(static_cast<size_t>(f * f));
     if (G == nullptr) {
-        gram(Y, n_y, f, gs.data(), n_threads);
+        gram<T>(Y, n_y, f, gs.data(), n_threads);
     } else {
         std::copy(G, G + f * f, gs.begin());
     }
-    for (float& v : gs) v *= w0;
+    const T scale = static_cast<T>(w0);
+    for (T& v : gs) v *= scale;
     return gs;
 }
 
@@ -167,90 +188,96 @@ std::vector<float> scaled_gram(const float* G, const float* Y, int64_t n_y, int6
 // matrix-vector product: w0 G is diagonal there, and only the few sparse terms remain. The
 // factors are rotated in and out with two matrix products per half-iteration instead of a
 // product with G in every step of every row.
+template <class T>
 struct Eigenbasis {
-    std::vector<float> q, qt, values;  // Q and Q^T row-major, eigenvalues
+    std::vector<T> q, qt, values;  // Q and Q^T row-major, eigenvalues
 };
 
-Eigenbasis eigenbasis(const std::vector<float>& gs, int64_t f) {
+template <class T>
+Eigenbasis<T> eigenbasis(const std::vector<T>& gs, int64_t f) {
     Eigen::MatrixXd g(f, f);
     for (int64_t r = 0; r < f; ++r)
         for (int64_t c = 0; c < f; ++c) g(r, c) = gs[static_cast<size_t>(r * f + c)];
     Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(g);
     if (es.info() != Eigen::Success) throw std::invalid_argument("the Gram matrix has no eigendecomposition (NaN?)");
-    Eigenbasis b;
+    Eigenbasis<T> b;
     const auto fs = static_cast<size_t>(f);
     b.q.resize(fs * fs);
     b.qt.resize(fs * fs);
     b.values.resize(fs);
     for (int64_t r = 0; r < f; ++r) {
-        b.values[static_cast<size_t>(r)] = static_cast<float>(std::max(es.eigenvalues()(r), 0.0));
+        b.values[static_cast<size_t>(r)] = static_cast<T>(std::max(es.eigenvalues()(r), 0.0));
         for (int64_t c = 0; c < f; ++c) {
-            b.q[static_cast<size_t>(r * f + c)] = static_cast<float>(es.eigenvectors()(r, c));
-            b.qt[static_cast<size_t>(c * f + r)] = static_cast<float>(es.eigenvectors()(r, c));
+            b.q[static_cast<size_t>(r * f + c)] = static_cast<T>(es.eigenvectors()(r, c));
+            b.qt[static_cast<size_t>(c * f + r)] = static_cast<T>(es.eigenvectors()(r, c));
         }
     }
     return b;
 }
 
 // out = A M for n rows of A, in fixed blocks of rows (the same result for any n_threads).
-void rotate(const float* A, int64_t n, int64_t f, const float* M, float* out, int n_threads) {
+template <class T>
+void rotate(const T* A, int64_t n, int64_t f, const T* M, T* out, int n_threads) {
     constexpr int64_t kBlock = 256;
-    const auto& K = kernels::vector_kernels();
+    const auto& k = K<T>();
     parallel_for(0, (n + kBlock - 1) / kBlock, n_threads, [&](int64_t b, int) {
         const int64_t lo = b * kBlock, hi = std::min(n, lo + kBlock);
-        K.matmul(A + lo * f, hi - lo, f, M, out + lo * f);
+        k.matmul(A + lo * f, hi - lo, f, M, out + lo * f);
     });
 }
 
 }  // namespace
 
-void gram(const float* Y, int64_t n, int64_t f, float* out, int n_threads) {
+template <class T>
+void gram(const T* Y, int64_t n, int64_t f, T* out, int n_threads) {
     if (f <= 0) throw std::invalid_argument("the number of factors must be positive");
     if (n < 0) throw std::invalid_argument("negative number of rows");
     const int64_t n_blocks = (n + kGramBlockRows - 1) / kGramBlockRows;
     const auto ff = static_cast<size_t>(f * f);
-    std::vector<float> partial(ff * static_cast<size_t>(std::max<int64_t>(n_blocks, 1)), 0.0f);
-    const auto& K = kernels::vector_kernels();
+    std::vector<T> partial(ff * static_cast<size_t>(std::max<int64_t>(n_blocks, 1)), T(0));
+    const auto& k = K<T>();
     parallel_for(0, n_blocks, n_threads, [&](int64_t b, int) {
         const int64_t lo = b * kGramBlockRows;
         const int64_t hi = std::min(n, lo + kGramBlockRows);
-        K.gram(Y + lo * f, f, nullptr, nullptr, hi - lo, partial.data() + static_cast<size_t>(b) * ff, true);
+        k.gram(Y + lo * f, f, nullptr, nullptr, hi - lo, partial.data() + static_cast<size_t>(b) * ff, true);
     });
     std::vector<double> sum(ff, 0.0);
     for (int64_t b = 0; b < n_blocks; ++b) {
-        const float* part = partial.data() + static_cast<size_t>(b) * ff;
-        for (size_t k = 0; k < ff; ++k) sum[k] += part[k];
+        const T* part = partial.data() + static_cast<size_t>(b) * ff;
+        for (size_t i = 0; i < ff; ++i) sum[i] += part[i];
     }
-    for (size_t k = 0; k < ff; ++k) out[k] = static_cast<float>(sum[k]);
+    for (size_t i = 0; i < ff; ++i) out[i] = static_cast<T>(sum[i]);
 }
 
-void solve(const CsrView& C, const float* Y, int64_t f, const float* G, float* X, const Params& p, int n_threads) {
+template <class T>
+void solve(const CsrView& C, const T* Y, int64_t f, const T* G, T* X, const Params& p, int n_threads) {
     check_params(p, f);
     check_confidences(C);
     if (C.n_rows == 0) return;
-    const std::vector<float> gs = scaled_gram(G, Y, C.n_cols, f, p.unobserved_weight, n_threads);
+    const std::vector<T> gs = scaled_gram<T>(G, Y, C.n_cols, f, p.unobserved_weight, n_threads);
     const std::vector<int64_t> order = heavy_first(C);
     const int64_t max_len = longest_row(C);
     const bool cholesky = p.solver == Solver::Cholesky;
     // CG runs in the eigenbasis of w0 G (see Eigenbasis) once f is large enough for the f x f
     // products to dominate a row's work.
     const bool rotated = !cholesky && f >= kRotateMinFactors;
-    Eigenbasis basis;
-    std::vector<float> y_rot, x_rot;
-    const float* y_used = Y;
-    float* x_used = X;
+    Eigenbasis<T> basis;
+    std::vector<T> y_rot, x_rot;
+    const T* y_used = Y;
+    T* x_used = X;
     if (rotated) {
-        basis = eigenbasis(gs, f);
+        basis = eigenbasis<T>(gs, f);
         y_rot.resize(static_cast<size_t>(C.n_cols * f));
         x_rot.resize(static_cast<size_t>(C.n_rows * f));
-        rotate(Y, C.n_cols, f, basis.q.data(), y_rot.data(), n_threads);
-        rotate(X, C.n_rows, f, basis.q.data(), x_rot.data(), n_threads);
+        rotate<T>(Y, C.n_cols, f, basis.q.data(), y_rot.data(), n_threads);
+        rotate<T>(X, C.n_rows, f, basis.q.data(), x_rot.data(), n_threads);
         y_used = y_rot.data();
         x_used = x_rot.data();
     }
-    const float* diag = rotated ? basis.values.data() : nullptr;
+    const T* diag = rotated ? basis.values.data() : nullptr;
+    const T w0 = static_cast<T>(p.unobserved_weight);
     const int workers = planned_workers(C.n_rows, n_threads, kRowsPerTask);
-    std::vector<Scratch> scratch;
+    std::vector<Scratch<T>> scratch;
     scratch.reserve(static_cast<size_t>(workers));
     for (int w = 0; w < workers; ++w) scratch.emplace_back(f, max_len, cholesky);
     parallel_for(
@@ -259,51 +286,51 @@ void solve(const CsrView& C, const float* Y, int64_t f, const float* G, float* X
             const int64_t row = order[static_cast<size_t>(i)];
             const int64_t begin = C.row_begin(row);
             const int64_t n = C.row_end(row) - begin;
-            float* x = x_used + row * f;
+            T* x = x_used + row * f;
             if (n == 0) {
-                std::fill(x, x + f, 0.0f);
+                std::fill(x, x + f, T(0));
                 return;
             }
-            const float lam = row_regularization(p, n, C.n_cols);
-            Scratch& s = scratch[static_cast<size_t>(worker)];
+            const T lam = row_regularization<T>(p, n, C.n_cols);
+            Scratch<T>& s = scratch[static_cast<size_t>(worker)];
+            const T* conf = s.confidences(C.data + begin, n);
             if (cholesky) {
-                solve_cholesky(gs.data(), Y, f, C.indices + begin, C.data + begin, n, p.unobserved_weight, lam, x, s,
-                               row);
+                solve_cholesky<T>(gs.data(), Y, f, C.indices + begin, conf, n, w0, lam, x, s, row);
             } else {
-                solve_cg(gs.data(), diag, y_used, f, C.indices + begin, C.data + begin, n, p.unobserved_weight, lam,
-                         p.cg_steps, x, s);
+                solve_cg<T>(gs.data(), diag, y_used, f, C.indices + begin, conf, n, w0, lam, p.cg_steps, x, s);
             }
         },
         kRowsPerTask);
-    if (rotated) rotate(x_rot.data(), C.n_rows, f, basis.qt.data(), X, n_threads);
+    if (rotated) rotate<T>(x_rot.data(), C.n_rows, f, basis.qt.data(), X, n_threads);
 }
 
-double loss(const CsrView& C, const float* X, const float* Y, int64_t f, const float* G, const Params& p,
-            int n_threads) {
+template <class T>
+double loss(const CsrView& C, const T* X, const T* Y, int64_t f, const T* G, const Params& p, int n_threads) {
     check_params(p, f);
     check_confidences(C);
     if (C.n_rows == 0) return 0.0;
-    const std::vector<float> gs = scaled_gram(G, Y, C.n_cols, f, p.unobserved_weight, n_threads);
+    const std::vector<T> gs = scaled_gram<T>(G, Y, C.n_cols, f, p.unobserved_weight, n_threads);
     const int64_t max_len = longest_row(C);
     const int workers = planned_workers(C.n_rows, n_threads, 64);
-    std::vector<Scratch> scratch;
+    std::vector<Scratch<T>> scratch;
     scratch.reserve(static_cast<size_t>(workers));
     for (int w = 0; w < workers; ++w) scratch.emplace_back(f, max_len, false);
     std::vector<double> per_row(static_cast<size_t>(C.n_rows), 0.0);
-    const float w0 = p.unobserved_weight;
+    const double w0 = p.unobserved_weight;
     parallel_for(
         0, C.n_rows, workers,
         [&](int64_t row, int worker) {
-            const auto& K = kernels::vector_kernels();
-            Scratch& s = scratch[static_cast<size_t>(worker)];
-            const float* x = X + row * f;
+            const auto& k = K<T>();
+            Scratch<T>& s = scratch[static_cast<size_t>(worker)];
+            const T* x = X + row * f;
             const int64_t begin = C.row_begin(row);
             const int64_t n = C.row_end(row) - begin;
-            K.dots(gs.data(), f, nullptr, f, x, s.tmp.data());
-            const double xx = K.dot(x, x, f);
-            double v = K.dot(x, s.tmp.data(), f) + row_regularization(p, n, C.n_cols) * xx;
+            k.dots(gs.data(), f, nullptr, f, x, s.tmp.data());
+            const double xx = k.dot(x, x, f);
+            double v = static_cast<double>(k.dot(x, s.tmp.data(), f)) +
+                       static_cast<double>(row_regularization<T>(p, n, C.n_cols)) * xx;
             if (n > 0) {
-                K.dots(Y, f, C.indices + begin, n, x, s.d.data());
+                k.dots(Y, f, C.indices + begin, n, x, s.d.data());
                 for (int64_t j = 0; j < n; ++j) {
                     const double dj = s.d[static_cast<size_t>(j)];
                     const double c = C.data[begin + j];
@@ -318,8 +345,9 @@ double loss(const CsrView& C, const float* X, const float* Y, int64_t f, const f
     return total;
 }
 
-double explain(const int32_t* items, const float* conf, int64_t n, int64_t n_cols, const float* Y, int64_t f,
-               const float* G, int32_t target, const Params& p, float* contributions) {
+template <class T>
+double explain(const int32_t* items, const float* conf, int64_t n, int64_t n_cols, const T* Y, int64_t f,
+               const T* G, int32_t target, const Params& p, T* contributions) {
     check_params(p, f);
     if (target < 0 || target >= n_cols)
         throw std::out_of_range("item " + std::to_string(target) + " outside [0, " + std::to_string(n_cols) + ")");
@@ -331,22 +359,34 @@ double explain(const int32_t* items, const float* conf, int64_t n, int64_t n_col
             throw std::invalid_argument("confidences must be finite and >= 0");
     }
     if (n == 0) return 0.0;
-    const std::vector<float> gs = scaled_gram(G, Y, n_cols, f, p.unobserved_weight, 1);
-    Scratch s(f, n, true);
-    build_system(gs.data(), Y, f, items, conf, n, p.unobserved_weight, row_regularization(p, n, n_cols), s);
+    const std::vector<T> gs = scaled_gram<T>(G, Y, n_cols, f, p.unobserved_weight, 1);
+    Scratch<T> s(f, n, true);
+    const T* c = s.confidences(conf, n);
+    build_system<T>(gs.data(), Y, f, items, c, n, static_cast<T>(p.unobserved_weight),
+                    row_regularization<T>(p, n, n_cols), s);
     // z = W^-1 y_target, then s_j = c_j (z . y_j)
     std::copy(Y + static_cast<int64_t>(target) * f, Y + static_cast<int64_t>(target + 1) * f, s.b.begin());
-    if (!kernels::vector_kernels().cholesky_solve(s.a.data(), f, s.b.data()))
+    const auto& k = K<T>();
+    if (!k.cholesky_solve(s.a.data(), f, s.b.data()))
         throw std::invalid_argument("the user's least-squares system is not positive definite; increase the "
                                     "regularization");
-    const auto& K = kernels::vector_kernels();
-    K.dots(Y, f, items, n, s.b.data(), contributions);
+    k.dots(Y, f, items, n, s.b.data(), contributions);
     double total = 0.0;
     for (int64_t j = 0; j < n; ++j) {
-        contributions[j] *= conf[j];
+        contributions[j] *= c[j];
         total += contributions[j];
     }
     return total;
 }
+
+#define RECFORGE_ALS_INSTANTIATE(T)                                                                              \
+    template void gram<T>(const T*, int64_t, int64_t, T*, int);                                                 \
+    template void solve<T>(const CsrView&, const T*, int64_t, const T*, T*, const Params&, int);                \
+    template double loss<T>(const CsrView&, const T*, const T*, int64_t, const T*, const Params&, int);         \
+    template double explain<T>(const int32_t*, const float*, int64_t, int64_t, const T*, int64_t, const T*,     \
+                               int32_t, const Params&, T*);
+RECFORGE_ALS_INSTANTIATE(float)
+RECFORGE_ALS_INSTANTIATE(double)
+#undef RECFORGE_ALS_INSTANTIATE
 
 }  // namespace recforge::als

@@ -1,8 +1,9 @@
-// Dense float32 kernels of the implicit-feedback models (dot products of gathered rows, sums of
-// scaled rows, weighted Gram matrices). The portable versions are plain loops the compiler
-// vectorises for the baseline instruction set; on x86-64 AVX2+FMA versions are compiled with a
-// function-level target attribute and picked at run time only when the CPU has them, so the
-// default build stays portable. Like topk_kernel.cpp, this file instantiates no templates from
+// Dense kernels of the implicit-feedback models (dot products of gathered rows, sums of scaled
+// rows, weighted Gram matrices). The portable versions are plain loops, templates on the scalar
+// type, that the compiler vectorises for the baseline instruction set; on x86-64 AVX2+FMA
+// versions (hand-written for float, the portable templates inlined into AVX2 functions for
+// double) are compiled with a function-level target attribute and picked at run time only when
+// the CPU has them, so the default build stays portable. Like topk_kernel.cpp, this file instantiates no templates from
 // other headers, so nothing compiled here for AVX2 can leak into baseline code.
 #include <cmath>
 #include <cstddef>
@@ -17,67 +18,83 @@
 #define RECFORGE_HAVE_AVX2_VECTOR_KERNELS 1
 #endif
 
+#if defined(__GNUC__) || defined(__clang__)
+#define RECFORGE_KERNEL_INLINE inline __attribute__((always_inline))
+#else
+#define RECFORGE_KERNEL_INLINE inline
+#endif
+
 namespace recforge::als::kernels {
 namespace {
 
-inline const float* row_of(const float* rows, int64_t f, const int32_t* idx, int64_t j) {
+template <class T>
+RECFORGE_KERNEL_INLINE const T* row_of(const T* rows, int64_t f, const int32_t* idx, int64_t j) {
     return rows + (idx ? static_cast<int64_t>(idx[j]) : j) * f;
 }
 
 // ---------------------------------------------------------------------------------------------
-// portable kernels
+// portable kernels, templates on the scalar type (float, double)
 // ---------------------------------------------------------------------------------------------
-float generic_dot(const float* a, const float* b, int64_t f) {
-    float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+template <class T>
+RECFORGE_KERNEL_INLINE T generic_dot(const T* a, const T* b, int64_t f) {
+    T acc[8] = {T(0), T(0), T(0), T(0), T(0), T(0), T(0), T(0)};
     int64_t c = 0;
     for (; c + 8 <= f; c += 8)
         for (int k = 0; k < 8; ++k) acc[k] += a[c + k] * b[c + k];
-    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    T s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     for (; c < f; ++c) s += a[c] * b[c];
     return s;
 }
 
-void generic_axpy(float a, const float* x, float* y, int64_t f) {
+template <class T>
+RECFORGE_KERNEL_INLINE void generic_axpy(T a, const T* x, T* y, int64_t f) {
     for (int64_t c = 0; c < f; ++c) y[c] += a * x[c];
 }
 
-void generic_dots(const float* rows, int64_t f, const int32_t* idx, int64_t n, const float* v, float* out) {
+template <class T>
+RECFORGE_KERNEL_INLINE void generic_dots(const T* rows, int64_t f, const int32_t* idx, int64_t n, const T* v,
+                                         T* out) {
     for (int64_t j = 0; j < n; ++j) out[j] = generic_dot(row_of(rows, f, idx, j), v, f);
 }
 
-void generic_axpys(const float* rows, int64_t f, const int32_t* idx, int64_t n, const float* coef, float* out) {
+template <class T>
+RECFORGE_KERNEL_INLINE void generic_axpys(const T* rows, int64_t f, const int32_t* idx, int64_t n, const T* coef,
+                                          T* out) {
     int64_t j = 0;
     for (; j + 2 <= n; j += 2) {
-        const float* a = row_of(rows, f, idx, j);
-        const float* b = row_of(rows, f, idx, j + 1);
-        const float ca = coef[j], cb = coef[j + 1];
+        const T* a = row_of(rows, f, idx, j);
+        const T* b = row_of(rows, f, idx, j + 1);
+        const T ca = coef[j], cb = coef[j + 1];
         for (int64_t c = 0; c < f; ++c) out[c] += ca * a[c] + cb * b[c];
     }
     for (; j < n; ++j) generic_axpy(coef[j], row_of(rows, f, idx, j), out, f);
 }
 
-void generic_dots_axpys(const float* rows, int64_t f, const int32_t* idx, int64_t n, const float* v,
-                        const float* a, const float* b, float* out) {
+template <class T>
+RECFORGE_KERNEL_INLINE void generic_dots_axpys(const T* rows, int64_t f, const int32_t* idx, int64_t n,
+                                               const T* v, const T* a, const T* b, T* out) {
     for (int64_t j = 0; j < n; ++j) {
-        const float* y = row_of(rows, f, idx, j);
-        const float d = generic_dot(y, v, f);
-        generic_axpy((a ? a[j] : 0.0f) + b[j] * d, y, out, f);
+        const T* y = row_of(rows, f, idx, j);
+        const T d = generic_dot(y, v, f);
+        generic_axpy((a ? a[j] : T(0)) + b[j] * d, y, out, f);
     }
 }
 
-void generic_bpr_step(float* u, float* qi, float* qj, int64_t f, float zi, float zj, float lr, float reg) {
+template <class T>
+RECFORGE_KERNEL_INLINE void generic_bpr_step(T* u, T* qi, T* qj, int64_t f, T zi, T zj, T lr, T reg) {
     for (int64_t c = 0; c < f; ++c) {
-        const float uc = u[c], ic = qi[c], jc = qj[c];
+        const T uc = u[c], ic = qi[c], jc = qj[c];
         u[c] = uc + lr * (zi * ic - zj * jc - reg * uc);
         qi[c] = ic + lr * (zi * uc - reg * ic);
         qj[c] = jc + lr * (-zj * uc - reg * jc);
     }
 }
 
-void generic_matmul(const float* A, int64_t n, int64_t f, const float* M, float* out) {
+template <class T>
+RECFORGE_KERNEL_INLINE void generic_matmul(const T* A, int64_t n, int64_t f, const T* M, T* out) {
     for (int64_t r = 0; r < n; ++r) {
-        float* o = out + r * f;
-        for (int64_t c = 0; c < f; ++c) o[c] = 0.0f;
+        T* o = out + r * f;
+        for (int64_t c = 0; c < f; ++c) o[c] = T(0);
         for (int64_t k = 0; k < f; ++k) generic_axpy(A[r * f + k], M + k * f, o, f);
     }
 }
@@ -85,20 +102,21 @@ void generic_matmul(const float* A, int64_t n, int64_t f, const float* M, float*
 // Right-looking Cholesky on the upper triangle, four pivots at a time: the four rows of U are
 // finished first (a small panel), then the trailing upper triangle gets one rank-4 update,
 // which reads and writes every trailing row once per four pivots.
-bool cholesky_upper(float* A, int64_t f, void (*rank4_update)(float*, int64_t, int64_t)) {
+template <class T>
+RECFORGE_KERNEL_INLINE bool cholesky_upper(T* A, int64_t f, void (*rank4_update)(T*, int64_t, int64_t)) {
     for (int64_t k0 = 0; k0 < f; k0 += 4) {
         const int64_t kb = (f - k0 < 4) ? f - k0 : 4;
         for (int64_t k = k0; k < k0 + kb; ++k) {
-            float* uk = A + k * f;
-            const float d = uk[k];
-            if (!(d > 0.0f)) return false;
-            const float r = std::sqrt(d);
-            const float inv = 1.0f / r;
+            T* uk = A + k * f;
+            const T d = uk[k];
+            if (!(d > T(0))) return false;
+            const T r = std::sqrt(d);
+            const T inv = T(1) / r;
             uk[k] = r;
             for (int64_t j = k + 1; j < f; ++j) uk[j] *= inv;
             for (int64_t i = k + 1; i < k0 + kb; ++i) {  // the panel's remaining rows
-                const float c = uk[i];
-                float* ai = A + i * f;
+                const T c = uk[i];
+                T* ai = A + i * f;
                 for (int64_t j = i; j < f; ++j) ai[j] -= c * uk[j];
             }
         }
@@ -107,7 +125,7 @@ bool cholesky_upper(float* A, int64_t f, void (*rank4_update)(float*, int64_t, i
         } else {
             for (int64_t k = k0; k < k0 + kb; ++k)
                 for (int64_t i = k0 + kb; i < f; ++i) {
-                    const float c = A[k * f + i];
+                    const T c = A[k * f + i];
                     for (int64_t j = i; j < f; ++j) A[i * f + j] -= c * A[k * f + j];
                 }
         }
@@ -116,54 +134,97 @@ bool cholesky_upper(float* A, int64_t f, void (*rank4_update)(float*, int64_t, i
 }
 
 // U^T y = b (forward), then U x = y (backward), in place.
-void cholesky_substitute(const float* U, int64_t f, float* b, float (*dot)(const float*, const float*, int64_t)) {
+template <class T>
+RECFORGE_KERNEL_INLINE void cholesky_substitute(const T* U, int64_t f, T* b,
+                                                T (*dot)(const T*, const T*, int64_t)) {
     for (int64_t k = 0; k < f; ++k) {
-        const float* uk = U + k * f;
-        const float y = b[k] / uk[k];
+        const T* uk = U + k * f;
+        const T y = b[k] / uk[k];
         b[k] = y;
         for (int64_t j = k + 1; j < f; ++j) b[j] -= y * uk[j];
     }
     for (int64_t i = f - 1; i >= 0; --i) {
-        const float* ui = U + i * f;
+        const T* ui = U + i * f;
         b[i] = (b[i] - dot(ui + i + 1, b + i + 1, f - i - 1)) / ui[i];
     }
 }
 
-void generic_rank4(float* A, int64_t f, int64_t k0) {
-    const float* u0 = A + k0 * f;
-    const float* u1 = u0 + f;
-    const float* u2 = u1 + f;
-    const float* u3 = u2 + f;
+template <class T>
+RECFORGE_KERNEL_INLINE void generic_rank4(T* A, int64_t f, int64_t k0) {
+    const T* u0 = A + k0 * f;
+    const T* u1 = u0 + f;
+    const T* u2 = u1 + f;
+    const T* u3 = u2 + f;
     for (int64_t i = k0 + 4; i < f; ++i) {
-        const float c0 = u0[i], c1 = u1[i], c2 = u2[i], c3 = u3[i];
-        float* ai = A + i * f;
+        const T c0 = u0[i], c1 = u1[i], c2 = u2[i], c3 = u3[i];
+        T* ai = A + i * f;
         for (int64_t j = i; j < f; ++j) ai[j] -= c0 * u0[j] + c1 * u1[j] + c2 * u2[j] + c3 * u3[j];
     }
 }
 
-bool generic_cholesky_solve(float* A, int64_t f, float* b) {
-    if (!cholesky_upper(A, f, generic_rank4)) return false;
-    cholesky_substitute(A, f, b, generic_dot);
+template <class T>
+RECFORGE_KERNEL_INLINE bool generic_cholesky_solve(T* A, int64_t f, T* b) {
+    if (!cholesky_upper<T>(A, f, generic_rank4<T>)) return false;
+    cholesky_substitute<T>(A, f, b, generic_dot<T>);
     return true;
 }
 
-void mirror_upper(float* out, int64_t f) {
+template <class T>
+RECFORGE_KERNEL_INLINE void mirror_upper(T* out, int64_t f) {
     for (int64_t r = 1; r < f; ++r)
         for (int64_t c = 0; c < r; ++c) out[r * f + c] = out[c * f + r];
 }
 
-void generic_gram(const float* rows, int64_t f, const int32_t* idx, const float* w, int64_t n, float* out,
-                  bool mirror) {
-    for (int64_t j = 0; j < n; ++j) {
-        const float* y = row_of(rows, f, idx, j);
-        const float wj = w ? w[j] : 1.0f;
-        for (int64_t r = 0; r < f; ++r) {
-            const float s = wj * y[r];
-            float* o = out + r * f;
-            for (int64_t c = r; c < f; ++c) o[c] += s * y[c];
+// out += sum_k w_k y_k y_k^T on the upper triangle, in register tiles of kTileRows x kTileCols
+// outputs accumulated over blocks of kTileBlock input rows (the tile loops have constant bounds,
+// so the compiler keeps the accumulators in vector registers); the columns past the last full
+// tile by plain loops. Diagonal tiles also write below the diagonal (scratch space).
+template <class T>
+RECFORGE_KERNEL_INLINE void generic_gram(const T* rows, int64_t f, const int32_t* idx, const T* w, int64_t n, T* out,
+                                         bool mirror) {
+    constexpr int kTileRows = 4, kTileCols = 8;
+    constexpr int64_t kTileBlock = 128;
+    const int64_t f_tiles = f - f % kTileCols;
+    const T* ptr[kTileBlock];
+    T wk[kTileBlock];
+    for (int64_t k0 = 0; k0 < n; k0 += kTileBlock) {
+        const int64_t nk = (n - k0 < kTileBlock) ? n - k0 : kTileBlock;
+        for (int64_t k = 0; k < nk; ++k) {
+            ptr[k] = row_of(rows, f, idx, k0 + k);
+            wk[k] = w ? w[k0 + k] : T(1);
+        }
+        for (int64_t r0 = 0; r0 < f; r0 += kTileRows) {
+            const int64_t rows_here = (f - r0 < kTileRows) ? f - r0 : kTileRows;
+            for (int64_t c0 = (r0 / kTileCols) * kTileCols; c0 < f_tiles; c0 += kTileCols) {
+                T acc[kTileRows][kTileCols] = {};
+                for (int64_t k = 0; k < nk; ++k) {
+                    const T* y = ptr[k];
+                    T u[kTileRows];
+                    for (int r = 0; r < kTileRows; ++r) u[r] = r < rows_here ? wk[k] * y[r0 + r] : T(0);
+                    for (int r = 0; r < kTileRows; ++r)
+                        for (int c = 0; c < kTileCols; ++c) acc[r][c] += u[r] * y[c0 + c];
+                }
+                for (int64_t r = 0; r < rows_here; ++r)
+                    for (int c = 0; c < kTileCols; ++c) out[(r0 + r) * f + c0 + c] += acc[r][c];
+            }
+        }
+        for (int64_t k = 0; k < nk; ++k) {
+            const T* y = ptr[k];
+            for (int64_t r = 0; r < f; ++r) {
+                const T s = wk[k] * y[r];
+                for (int64_t c = (r > f_tiles ? r : f_tiles); c < f; ++c) out[r * f + c] += s * y[c];
+            }
         }
     }
     if (mirror) mirror_upper(out, f);
+}
+
+template <class T>
+BasicVectorKernels<T> generic_kernels() {
+    return BasicVectorKernels<T>{&generic_dots<T>,           &generic_axpys<T>,  &generic_dots_axpys<T>,
+                                 &generic_gram<T>,           &generic_cholesky_solve<T>,
+                                 &generic_matmul<T>,         &generic_bpr_step<T>, &generic_dot<T>,
+                                 &generic_axpy<T>,           "generic"};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -419,7 +480,7 @@ __attribute__((target("avx2,fma"))) void avx2_gram(const float* rows, int64_t f,
             }
         }
     }
-    if (mirror) mirror_upper(out, f);
+    if (mirror) mirror_upper<float>(out, f);
 }
 
 // out rows [r0, r0+6) x columns [c0, c0+16) = A rows times M columns (no accumulation); constant
@@ -511,10 +572,46 @@ __attribute__((target("avx2,fma"))) void avx2_rank4(float* A, int64_t f, int64_t
 }
 
 bool avx2_cholesky_solve(float* A, int64_t f, float* b) {
-    if (!cholesky_upper(A, f, avx2_rank4)) return false;
-    cholesky_substitute(A, f, b, avx2_dot);
+    if (!cholesky_upper<float>(A, f, avx2_rank4)) return false;
+    cholesky_substitute<float>(A, f, b, avx2_dot);
     return true;
 }
+
+// The portable templates compiled for AVX2+FMA: the double kernels (no hand-written versions;
+// the compiler vectorises the templates, always inlined into these functions, for 4 lanes).
+#define RECFORGE_AVX2 __attribute__((target("avx2,fma")))
+RECFORGE_AVX2 double avx2d_dot(const double* a, const double* b, int64_t f) { return generic_dot<double>(a, b, f); }
+RECFORGE_AVX2 void avx2d_axpy(double a, const double* x, double* y, int64_t f) { generic_axpy<double>(a, x, y, f); }
+RECFORGE_AVX2 void avx2d_dots(const double* rows, int64_t f, const int32_t* idx, int64_t n, const double* v,
+                              double* out) {
+    generic_dots<double>(rows, f, idx, n, v, out);
+}
+RECFORGE_AVX2 void avx2d_axpys(const double* rows, int64_t f, const int32_t* idx, int64_t n, const double* coef,
+                               double* out) {
+    generic_axpys<double>(rows, f, idx, n, coef, out);
+}
+RECFORGE_AVX2 void avx2d_dots_axpys(const double* rows, int64_t f, const int32_t* idx, int64_t n, const double* v,
+                                    const double* a, const double* b, double* out) {
+    generic_dots_axpys<double>(rows, f, idx, n, v, a, b, out);
+}
+RECFORGE_AVX2 void avx2d_gram(const double* rows, int64_t f, const int32_t* idx, const double* w, int64_t n,
+                              double* out, bool mirror) {
+    generic_gram<double>(rows, f, idx, w, n, out, mirror);
+}
+RECFORGE_AVX2 void avx2d_matmul(const double* A, int64_t n, int64_t f, const double* M, double* out) {
+    generic_matmul<double>(A, n, f, M, out);
+}
+RECFORGE_AVX2 void avx2d_bpr_step(double* u, double* qi, double* qj, int64_t f, double zi, double zj, double lr,
+                                  double reg) {
+    generic_bpr_step<double>(u, qi, qj, f, zi, zj, lr, reg);
+}
+RECFORGE_AVX2 void avx2d_rank4(double* A, int64_t f, int64_t k0) { generic_rank4<double>(A, f, k0); }
+RECFORGE_AVX2 bool avx2d_cholesky_solve(double* A, int64_t f, double* b) {
+    if (!cholesky_upper<double>(A, f, avx2d_rank4)) return false;
+    cholesky_substitute<double>(A, f, b, avx2d_dot);
+    return true;
+}
+#undef RECFORGE_AVX2
 
 bool cpu_has_avx2_fma() {
     __builtin_cpu_init();
@@ -533,15 +630,34 @@ VectorKernels choose() {
                              &avx2_axpy,     "avx2-fma"};
 #endif
     (void)force_generic;
-    return VectorKernels{&generic_dots,           &generic_axpys,  &generic_dots_axpys, &generic_gram,
-                         &generic_cholesky_solve, &generic_matmul, &generic_bpr_step,   &generic_dot,
-                         &generic_axpy,           "generic"};
+    return generic_kernels<float>();
+}
+
+BasicVectorKernels<double> choose_double() {
+    const char* forced = std::getenv("RECFORGE_VECTOR_KERNEL");
+    const bool force_generic = forced != nullptr && std::strcmp(forced, "generic") == 0;
+#ifdef RECFORGE_HAVE_AVX2_VECTOR_KERNELS
+    if (!force_generic && cpu_has_avx2_fma())
+        return BasicVectorKernels<double>{&avx2d_dots,   &avx2d_axpys,    &avx2d_dots_axpys, &avx2d_gram,
+                                          &avx2d_cholesky_solve, &avx2d_matmul, &avx2d_bpr_step,
+                                          &avx2d_dot,    &avx2d_axpy,
+                                          "avx2-fma (compiled from the portable code)"};
+#endif
+    (void)force_generic;
+    return generic_kernels<double>();
 }
 
 }  // namespace
 
-const VectorKernels& vector_kernels() {
+template <>
+const BasicVectorKernels<float>& vector_kernels_for<float>() {
     static const VectorKernels chosen = choose();
+    return chosen;
+}
+
+template <>
+const BasicVectorKernels<double>& vector_kernels_for<double>() {
+    static const BasicVectorKernels<double> chosen = choose_double();
     return chosen;
 }
 

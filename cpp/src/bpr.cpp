@@ -46,9 +46,24 @@ inline void sigmoid_terms(float x, float& z, float& loss) {
     }
 }
 
+// The same in double precision, without cut-offs: z = e^-|x| / (1 + e^-|x|) for x > 0,
+// 1 / (1 + e^x) otherwise, and the loss by log1p.
+inline void sigmoid_terms(double x, double& z, double& loss) {
+    if (x > 0.0) {
+        const double e = std::exp(-x);
+        z = e / (1.0 + e);
+        loss = std::log1p(e);
+    } else {
+        const double e = std::exp(x);
+        z = 1.0 / (1.0 + e);
+        loss = std::log1p(e) - x;
+    }
+}
+
 // The coefficients of a step (dL/dx_ui = -zi, dL/dx_uj = zj) and its loss, added to `loss`.
-inline void step_terms(Loss kind, float xi, float xj, float& zi, float& zj, double& loss) {
-    float l;
+template <class T>
+inline void step_terms(Loss kind, T xi, T xj, T& zi, T& zj, double& loss) {
+    T l;
     if (kind == Loss::Bpr) {
         sigmoid_terms(xi - xj, zi, l);
         zj = zi;
@@ -56,7 +71,7 @@ inline void step_terms(Loss kind, float xi, float xj, float& zi, float& zj, doub
     } else {
         sigmoid_terms(xi, zi, l);  // 1 - sigma(x_ui), -ln sigma(x_ui)
         loss += l;
-        float z_neg;
+        T z_neg;
         sigmoid_terms(-xj, z_neg, l);  // 1 - sigma(-x_uj) = sigma(x_uj), -ln(1 - sigma(x_uj))
         zj = z_neg;
         loss += l;
@@ -70,7 +85,8 @@ struct Slot {
     int32_t i = 0, j = 0;
 };
 
-inline void prefetch_row(const float* row, int64_t bytes) {
+template <class T>
+inline void prefetch_row(const T* row, int64_t bytes) {
     const char* c = reinterpret_cast<const char*>(row);
     for (int64_t o = 0; o < bytes; o += 64) RECFORGE_PREFETCH(c + o);
 }
@@ -198,7 +214,8 @@ void prepare(const CsrView& R, int32_t* row_of, uint64_t* filter, int64_t n_word
     }
 }
 
-EpochStats epoch(const CsrView& R, float* U, float* V, float* bias, int64_t f, const Params& p, int64_t epoch_index,
+template <class T>
+EpochStats epoch(const CsrView& R, T* U, T* V, T* bias, int64_t f, const Params& p, int64_t epoch_index,
                  int n_threads, const Prepared& prepared) {
     check_params(p);
     if (f <= 0) throw std::invalid_argument("the number of factors must be positive");
@@ -225,10 +242,11 @@ EpochStats epoch(const CsrView& R, float* U, float* V, float* bias, int64_t f, c
     std::vector<EpochStats> stats(static_cast<size_t>(n_blocks));
     const PairFilter filter_view(filter_data, filter_words(nnz));
     const PairFilter* filter = p.verify_negatives ? &filter_view : nullptr;
-    const auto& K = als::kernels::vector_kernels();
-    const float lr = p.learning_rate, reg = p.regularization, breg = p.bias_regularization;
+    const auto& K = als::kernels::vector_kernels_for<T>();
+    const T lr = static_cast<T>(p.learning_rate), reg = static_cast<T>(p.regularization);
+    const T breg = static_cast<T>(p.bias_regularization);
     const bool popularity = p.negatives == Negatives::Popularity;
-    const int64_t row_bytes = f * static_cast<int64_t>(sizeof(float));
+    const int64_t row_bytes = f * static_cast<int64_t>(sizeof(T));
     parallel_for(0, n_blocks, n_threads, [&](int64_t b, int) {
         // Separate streams for the positives and the negatives, so samples can be drawn ahead.
         Rng pos_rng(stream_seed(p.seed, static_cast<uint64_t>(epoch_index), 2 * static_cast<uint64_t>(b)));
@@ -276,16 +294,16 @@ EpochStats epoch(const CsrView& R, float* U, float* V, float* bias, int64_t f, c
                 ++s.skipped;
                 continue;
             }
-            float* pu = U + u * f;
-            float* qi = V + static_cast<int64_t>(i) * f;
-            float* qj = V + static_cast<int64_t>(j) * f;
-            float xi = K.dot(pu, qi, f), xj = K.dot(pu, qj, f);
+            T* pu = U + u * f;
+            T* qi = V + static_cast<int64_t>(i) * f;
+            T* qj = V + static_cast<int64_t>(j) * f;
+            T xi = K.dot(pu, qi, f), xj = K.dot(pu, qj, f);
             if (bias) {
                 xi += bias[i];
                 xj += bias[j];
             }
-            float zi, zj;
-            step_terms(p.loss, xi, xj, zi, zj, s.loss);
+            T zi, zj;
+            step_terms<T>(p.loss, xi, xj, zi, zj, s.loss);
             s.correct += xi > xj;
             K.bpr_step(pu, qi, qj, f, zi, zj, lr, reg);
             if (bias) {
@@ -304,8 +322,9 @@ EpochStats epoch(const CsrView& R, float* U, float* V, float* bias, int64_t f, c
     return total;
 }
 
-void fold_in(const CsrView& R, float* U, const float* V, const float* bias, int64_t f, int epochs,
-             const Params& params, int n_threads) {
+template <class T>
+void fold_in(const CsrView& R, T* U, const T* V, const T* bias, int64_t f, int epochs, const Params& params,
+             int n_threads) {
     check_params(params);
     Params p = params;
     p.negatives = Negatives::Uniform;  // the rows folded in say nothing about the catalog's popularity
@@ -313,15 +332,15 @@ void fold_in(const CsrView& R, float* U, const float* V, const float* bias, int6
     if (epochs <= 0) throw std::invalid_argument("epochs must be positive");
     check_sorted(R);
     if (R.n_cols == 0) return;
-    const auto& K = als::kernels::vector_kernels();
-    const float lr = p.learning_rate, reg = p.regularization;
+    const auto& K = als::kernels::vector_kernels_for<T>();
+    const T lr = static_cast<T>(p.learning_rate), reg = static_cast<T>(p.regularization);
     parallel_for(
         0, R.n_rows, n_threads,
         [&](int64_t r, int) {
-            float* pu = U + r * f;
+            T* pu = U + r * f;
             const int64_t begin = R.row_begin(r), n = R.row_end(r) - begin;
             if (n == 0) {
-                std::fill(pu, pu + f, 0.0f);
+                std::fill(pu, pu + f, T(0));
                 return;
             }
             Rng rng(stream_seed(p.seed, 0xF01D1Au, static_cast<uint64_t>(r)));
@@ -330,21 +349,29 @@ void fold_in(const CsrView& R, float* U, const float* V, const float* bias, int6
                     const int32_t i = R.indices[begin + static_cast<int64_t>(rng.below(static_cast<uint64_t>(n)))];
                     const int32_t j = draw_negative(R, nullptr, r, i, p, rng, p.negative_draws);
                     if (j < 0) continue;
-                    const float* qi = V + static_cast<int64_t>(i) * f;
-                    const float* qj = V + static_cast<int64_t>(j) * f;
-                    float xi = K.dot(pu, qi, f), xj = K.dot(pu, qj, f);
+                    const T* qi = V + static_cast<int64_t>(i) * f;
+                    const T* qj = V + static_cast<int64_t>(j) * f;
+                    T xi = K.dot(pu, qi, f), xj = K.dot(pu, qj, f);
                     if (bias) {
                         xi += bias[i];
                         xj += bias[j];
                     }
-                    float zi, zj;
+                    T zi, zj;
                     double unused = 0.0;
-                    step_terms(p.loss, xi, xj, zi, zj, unused);
+                    step_terms<T>(p.loss, xi, xj, zi, zj, unused);
                     for (int64_t c = 0; c < f; ++c) pu[c] += lr * (zi * qi[c] - zj * qj[c] - reg * pu[c]);
                 }
             }
         },
         8);
 }
+
+#define RECFORGE_BPR_INSTANTIATE(T)                                                                      \
+    template EpochStats epoch<T>(const CsrView&, T*, T*, T*, int64_t, const Params&, int64_t, int,       \
+                                 const Prepared&);                                                       \
+    template void fold_in<T>(const CsrView&, T*, const T*, const T*, int64_t, int, const Params&, int);
+RECFORGE_BPR_INSTANTIATE(float)
+RECFORGE_BPR_INSTANTIATE(double)
+#undef RECFORGE_BPR_INSTANTIATE
 
 }  // namespace recforge::bpr

@@ -280,18 +280,23 @@ class _FactorizationExplicit(ModuleType):
 
 factorization_explicit: _FactorizationExplicit
 
+_Factors = npt.NDArray[np.float32] | npt.NDArray[np.float64]
+
 class _FactorizationImplicit(ModuleType):
     def vector_kernel_name(self) -> str: ...
-    def als_gram(self, factors: npt.NDArray[np.float32], n_threads: int = 0) -> npt.NDArray[np.float32]: ...
+    def vector_kernel_name_f64(self) -> str: ...
+    # The ALS and BPR kernels take float32 or float64 factors (one overload each; all the factor
+    # arrays of a call share the dtype, and results have it); confidences are float32.
+    def als_gram(self, factors: _Factors, n_threads: int = 0) -> _Factors: ...
     def als_solve(
         self,
         indptr: npt.NDArray[np.int64],
         indices: npt.NDArray[np.int32],
         data: npt.NDArray[np.float32],
         n_cols: int,
-        X: npt.NDArray[np.float32],
-        Y: npt.NDArray[np.float32],
-        gram: npt.NDArray[np.float32] | None = None,
+        X: _Factors,
+        Y: _Factors,
+        gram: _Factors | None = None,
         regularization: float = 0.01,
         unobserved_weight: float = 1.0,
         reg_exponent: float = 0.0,
@@ -305,9 +310,9 @@ class _FactorizationImplicit(ModuleType):
         indices: npt.NDArray[np.int32],
         data: npt.NDArray[np.float32],
         n_cols: int,
-        X: npt.NDArray[np.float32],
-        Y: npt.NDArray[np.float32],
-        gram: npt.NDArray[np.float32] | None = None,
+        X: _Factors,
+        Y: _Factors,
+        gram: _Factors | None = None,
         regularization: float = 0.01,
         unobserved_weight: float = 1.0,
         reg_exponent: float = 0.0,
@@ -317,21 +322,21 @@ class _FactorizationImplicit(ModuleType):
         self,
         items: npt.NDArray[np.int32],
         confidences: npt.NDArray[np.float32],
-        Y: npt.NDArray[np.float32],
-        gram: npt.NDArray[np.float32] | None = None,
+        Y: _Factors,
+        gram: _Factors | None = None,
         target: int = 0,
         regularization: float = 0.01,
         unobserved_weight: float = 1.0,
         reg_exponent: float = 0.0,
-    ) -> tuple[npt.NDArray[np.float32], float]: ...
+    ) -> tuple[_Factors, float]: ...
     def bpr_epoch(
         self,
         indptr: npt.NDArray[np.int64],
         indices: npt.NDArray[np.int32],
         n_items: int,
-        user_factors: npt.NDArray[np.float32],
-        item_factors: npt.NDArray[np.float32],
-        bias: npt.NDArray[np.float32] | None = None,
+        user_factors: _Factors,
+        item_factors: _Factors,
+        bias: _Factors | None = None,
         learning_rate: float = 0.01,
         regularization: float = 0.01,
         bias_regularization: float = 0.01,
@@ -365,9 +370,9 @@ class _FactorizationImplicit(ModuleType):
         self,
         indptr: npt.NDArray[np.int64],
         indices: npt.NDArray[np.int32],
-        user_factors: npt.NDArray[np.float32],
-        item_factors: npt.NDArray[np.float32],
-        bias: npt.NDArray[np.float32] | None = None,
+        user_factors: _Factors,
+        item_factors: _Factors,
+        bias: _Factors | None = None,
         epochs: int = 10,
         learning_rate: float = 0.01,
         regularization: float = 0.01,

@@ -21,10 +21,13 @@ __all__ = ["json_params", "npz_path", "write_npz", "read_npz"]
 
 def json_params(params: Mapping[str, Any], what: str = "model") -> str:
     """Constructor parameters as JSON: NumPy scalars and arrays become numbers and lists,
-    tuples lists; a value JSON cannot hold is stored as None, with a warning."""
+    tuples lists, NumPy dtypes and scalar types (``np.float64``) their names; a value JSON
+    cannot hold is stored as None, with a warning."""
     out = {}
     for name, value in params.items():
-        if isinstance(value, np.ndarray):
+        if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+            value = np.dtype(value).name
+        elif isinstance(value, np.ndarray):
             value = value.tolist()
         elif isinstance(value, (np.integer, np.floating, np.bool_)):
             value = value.item()

@@ -1,9 +1,9 @@
 """Implicit-feedback models: ALS (Hu, Koren, Volinsky 2008), BPR (Rendle et al. 2009) and
 EASE (Steck 2019).
 
-The factor models keep ``user_factors_`` / ``item_factors_`` as float32 NumPy arrays and share
-:class:`~recforge.factorization.FactorRecommender`'s exact top-k, scoring and
-``similar_items``; their training kernels run in C++ with the GIL released.
+The factor models keep ``user_factors_`` / ``item_factors_`` as float32 NumPy arrays (float64
+with ``dtype=np.float64``) and share :class:`~recforge.factorization.FactorRecommender`'s exact
+top-k, scoring and ``similar_items``; their training kernels run in C++ with the GIL released.
 """
 
 from __future__ import annotations
@@ -41,6 +41,25 @@ def _check_real(value: Any, name: str, *, low: float | None = None, strict: bool
     return value
 
 
+_FACTOR_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _check_factor_dtype(value: Any) -> np.dtype:
+    """np.float32 or np.float64 (or their names / dtypes), as a NumPy dtype."""
+    dt = None
+    if value is not None and not isinstance(value, bool):
+        try:
+            dt = np.dtype(value)
+        except TypeError:
+            dt = None
+    if dt is None or dt not in _FACTOR_DTYPES:  # (a NumPy dtype compares equal to None)
+        raise ValueError(
+            f"dtype must be np.float32 or np.float64 (or their names 'float32', the default, and 'float64'), "
+            f"got {value!r}"
+        )
+    return dt
+
+
 def _check_factors(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(f"factors must be a positive integer (the number of latent dimensions), got {value!r}")
@@ -63,6 +82,13 @@ def _check_weights(weights: np.ndarray, what: str = "interaction weights") -> No
             f"{what} contain {int(negative.sum())} negative values (e.g. {float(weights[negative][0])}); "
             "confidences must be >= 0: drop the negative interactions or shift/clip the weights"
         )
+
+
+def _check_factor_arrays(model: Any, names: tuple[str, ...]) -> None:
+    """Restored factor arrays: all float32 or all float64."""
+    kinds = {np.asarray(getattr(model, name)).dtype for name in names}
+    if len(kinds) != 1 or not kinds <= set(_FACTOR_DTYPES):
+        raise ValueError(f"{', '.join(names)} must all be float32 or all float64, got {sorted(map(str, kinds))}")
 
 
 class _EpochFit:
@@ -218,7 +244,7 @@ class _UserHistory:
         attr = "user_factors_" if kind == "user" else "item_factors_"
         old = getattr(self, attr)
         n_total = max(old.shape[0] + len(new_ids), int(idx.max()) + 1 if idx.size else 0)
-        grown = np.zeros((n_total, old.shape[1]), dtype=np.float32)
+        grown = np.zeros((n_total, old.shape[1]), dtype=old.dtype)
         grown[: old.shape[0]] = old
         grown[idx] = factors
         setattr(self, attr, grown)
@@ -332,6 +358,12 @@ class ALS(_UserHistory, _EpochFit, FactorRecommender):
     calculate_training_loss : bool
         Compute the normalised training loss after every iteration (an extra pass); it is
         logged as ``loss`` in ``history_`` and the progress bar.
+    dtype : {"float32", "float64"} or np.float32, np.float64
+        Precision of the factors and of all the arithmetic of training, fold-in and
+        explanations (as implicit's ``dtype``; the name or the NumPy type). The initial factors are drawn in float32 for
+        either, so a seed gives the same starting point at both precisions; the confidences
+        are float32 in both. Scores of a float64 model are float64 (see
+        :class:`~recforge.factorization.FactorRecommender` for how ``recommend`` selects).
     random_state : int, numpy Generator or None
         Seed of the initial factors. Training is otherwise deterministic: the same seed gives
         the same model for any ``n_threads``.
@@ -340,7 +372,7 @@ class ALS(_UserHistory, _EpochFit, FactorRecommender):
 
     Attributes
     ----------
-    user_factors_, item_factors_ : float32 arrays (n_users x factors), (n_items x factors)
+    user_factors_, item_factors_ : arrays (n_users x factors), (n_items x factors) of ``dtype``
     history_ : list of dict
         Per-iteration logs (``loss``, validation metrics).
     """
@@ -361,6 +393,7 @@ class ALS(_UserHistory, _EpochFit, FactorRecommender):
         iterations: int = 15,
         init_scale: float = 0.01,
         calculate_training_loss: bool = False,
+        dtype: Any = "float32",
         random_state: Any = None,
         n_threads: int = 0,
     ) -> None:
@@ -375,6 +408,7 @@ class ALS(_UserHistory, _EpochFit, FactorRecommender):
         self.iterations = iterations
         self.init_scale = init_scale
         self.calculate_training_loss = calculate_training_loss
+        self.dtype = dtype
         self.random_state = random_state
         self.n_threads = n_threads
 
@@ -393,6 +427,7 @@ class ALS(_UserHistory, _EpochFit, FactorRecommender):
             "cg_steps": check_positive_int(self.cg_steps, "cg_steps"),
             "iterations": check_positive_int(self.iterations, "iterations"),
             "init_scale": _check_real(self.init_scale, "init_scale", low=0.0, strict=True),
+            "dtype": _check_factor_dtype(self.dtype),
             "n_threads": resolve_threads(self.n_threads),
         }
 
@@ -429,8 +464,10 @@ class ALS(_UserHistory, _EpochFit, FactorRecommender):
         n_users, n_items = matrix.shape
         f = p["factors"]
         rng = check_random_state(self.random_state)
-        self.user_factors_ = rng.random((n_users, f), dtype=np.float32) * np.float32(p["init_scale"])
-        self.item_factors_ = rng.random((n_items, f), dtype=np.float32) * np.float32(p["init_scale"])
+        # drawn in float32 for either dtype: the same seed starts both precisions at one point
+        dtype, scale = p["dtype"], np.float32(p["init_scale"])
+        self.user_factors_ = (rng.random((n_users, f), dtype=np.float32) * scale).astype(dtype)
+        self.item_factors_ = (rng.random((n_items, f), dtype=np.float32) * scale).astype(dtype)
         kw = self._kernel_args(p)
         solver, steps, threads = _SOLVERS[self.solver], p["cg_steps"], p["n_threads"]
         core = _core.factorization_implicit
@@ -489,14 +526,19 @@ class ALS(_UserHistory, _EpochFit, FactorRecommender):
         """Exact (Cholesky) factors of the given rows with the other side's factors fixed."""
         p = self._checked()
         conf = sp.csr_matrix((self._confidences(rows.data), rows.indices, rows.indptr), shape=rows.shape)
-        out = np.zeros((rows.shape[0], other.shape[1]), dtype=np.float32)
+        dtype = self._fitted_dtype()
+        other = np.ascontiguousarray(other, dtype=dtype)
+        out = np.zeros((rows.shape[0], other.shape[1]), dtype=dtype)
         kw = self._kernel_args(p)
         _core.factorization_implicit.als_solve(
-            *_csr(conf, "interactions"), other.shape[0], out, np.ascontiguousarray(other, dtype=np.float32),
-            self._gram(np.ascontiguousarray(other, dtype=np.float32)), solver=1, cg_steps=1,
+            *_csr(conf, "interactions"), other.shape[0], out, other, self._gram(other), solver=1, cg_steps=1,
             n_threads=p["n_threads"], **kw,
         )
         return out
+
+    def _fitted_dtype(self) -> np.dtype:
+        """The precision of the learned factors (the ``dtype`` they were fitted with)."""
+        return np.dtype(self.item_factors_.dtype)
 
     def _fold_in_users(self, rows: sp.csr_matrix) -> np.ndarray:
         return self._solve_rows(rows, self.item_factors_, self.n_users_)
@@ -582,7 +624,7 @@ class ALS(_UserHistory, _EpochFit, FactorRecommender):
             contributions, and ``score(user, item)`` once the model has converged.
         items : array of ids
             History items, largest contribution first.
-        contributions : float32 array
+        contributions : array of the factors' dtype
         """
         self._check_fitted()
         if user_items is None:
@@ -598,15 +640,19 @@ class ALS(_UserHistory, _EpochFit, FactorRecommender):
         target = int(self._to_index([item], "item", ids)[0])
         p = self._checked()
         conf = self._confidences(weights)
+        items_f = np.ascontiguousarray(self.item_factors_, dtype=self._fitted_dtype())
         contrib, total = _core.factorization_implicit.als_explain(
-            np.ascontiguousarray(hist), conf, self.item_factors_, self._gram(self.item_factors_), target,
-            **self._kernel_args(p),
+            np.ascontiguousarray(hist), conf, items_f, self._gram(items_f), target, **self._kernel_args(p),
         )
         order = np.argsort(-contrib, kind="stable")
         if n is not None:
             order = order[: check_positive_int(n, "n")]
         items = hist[order].astype(np.int64)
         return float(total), (items if ids == "index" else self.item_ids_[items]), contrib[order]
+
+    def _check_state(self) -> None:
+        super()._check_state()
+        _check_factor_arrays(self, ("user_factors_", "item_factors_"))
 
 
 # ----------------------------------------------------------------------------------------
@@ -642,6 +688,9 @@ class BPR(_UserHistory, _EpochFit, FactorRecommender):
     negative_sampling : {"uniform", "popularity"}
         ``j`` uniform over the items (the paper), or in proportion to item popularity, as the
         implicit library does (``j`` is the item of another random interaction).
+    dtype : {"float32", "float64"} or np.float32, np.float64
+        Precision of the factors, the biases and the SGD steps (training and fold-in). The
+        initial factors are drawn in float32 for either, so a seed gives the same start.
     random_state : int, numpy Generator or None
         Seeds the initial factors (uniform in ``[-0.5, 0.5) / factors``, as implicit) and the
         sampling. With ``n_threads=1`` training is deterministic; with more threads the
@@ -651,8 +700,8 @@ class BPR(_UserHistory, _EpochFit, FactorRecommender):
 
     Attributes
     ----------
-    user_factors_, item_factors_ : float32 arrays
-    item_biases_ : float32 array (n_items,)
+    user_factors_, item_factors_ : arrays of ``dtype``
+    item_biases_ : array (n_items,) of ``dtype``
     history_ : list of dict
         Per epoch: ``loss`` (mean ``-ln sigma(x_uij)``), ``train_auc`` (share of sampled
         triples already ranked right), ``skipped`` (share without a valid negative).
@@ -672,6 +721,7 @@ class BPR(_UserHistory, _EpochFit, FactorRecommender):
         verify_negatives: bool = True,
         negative_draws: int = 64,
         negative_sampling: str = "uniform",
+        dtype: Any = "float32",
         random_state: Any = None,
         n_threads: int = 0,
     ) -> None:
@@ -683,6 +733,7 @@ class BPR(_UserHistory, _EpochFit, FactorRecommender):
         self.verify_negatives = verify_negatives
         self.negative_draws = negative_draws
         self.negative_sampling = negative_sampling
+        self.dtype = dtype
         self.random_state = random_state
         self.n_threads = n_threads
 
@@ -695,15 +746,18 @@ class BPR(_UserHistory, _EpochFit, FactorRecommender):
             "regularization": _check_real(self.regularization, "regularization", low=0.0),
             "epochs": check_positive_int(self.epochs, "epochs"),
             "negative_draws": check_positive_int(self.negative_draws, "negative_draws"),
+            "dtype": _check_factor_dtype(self.dtype),
             "n_threads": resolve_threads(self.n_threads),
         }
 
     def _user_vectors(self, user_idx: np.ndarray) -> np.ndarray:
         u = self.user_factors_[user_idx]
-        return np.ascontiguousarray(np.hstack([u, np.ones((len(u), 1), dtype=np.float32)]), dtype=np.float32)
+        dtype = self._vector_dtype()
+        return np.ascontiguousarray(np.hstack([u, np.ones((len(u), 1), dtype=dtype)]), dtype=dtype)
 
     def _item_vectors(self) -> np.ndarray:
-        return np.ascontiguousarray(np.hstack([self.item_factors_, self.item_biases_[:, None]]), dtype=np.float32)
+        return np.ascontiguousarray(np.hstack([self.item_factors_, self.item_biases_[:, None]]),
+                                    dtype=self._vector_dtype())
 
     def _fit(self, data: Interactions) -> None:
         p = self._checked()
@@ -714,12 +768,13 @@ class BPR(_UserHistory, _EpochFit, FactorRecommender):
         n_users, n_items = matrix.shape
         f = p["factors"]
         rng = check_random_state(self.random_state)
+        # drawn in float32 for either dtype: the same seed starts both precisions at one point
         items = (rng.random((n_items, f), dtype=np.float32) - np.float32(0.5)) / np.float32(f)
         users = (rng.random((n_users, f), dtype=np.float32) - np.float32(0.5)) / np.float32(f)
         items[np.bincount(indices, minlength=n_items) == 0] = 0.0
         users[np.diff(indptr) == 0] = 0.0
-        self.user_factors_, self.item_factors_ = users, items
-        self.item_biases_ = np.zeros(n_items, dtype=np.float32)
+        self.user_factors_, self.item_factors_ = users.astype(p["dtype"]), items.astype(p["dtype"])
+        self.item_biases_ = np.zeros(n_items, dtype=p["dtype"])
         self._seed = int(rng.integers(0, 2**63 - 1))
         core = _core.factorization_implicit
         lr, reg = p["learning_rate"], p["regularization"]
@@ -744,7 +799,7 @@ class BPR(_UserHistory, _EpochFit, FactorRecommender):
         p = self._checked()
         _check_weights(np.asarray(rows.data))
         indptr, indices, _ = _csr(rows, "user_items")
-        out = np.zeros((rows.shape[0], self.item_factors_.shape[1]), dtype=np.float32)
+        out = np.zeros((rows.shape[0], self.item_factors_.shape[1]), dtype=self.item_factors_.dtype)
         seed = int(check_random_state(self.random_state if isinstance(self.random_state, int) else 0).integers(2**63 - 1))
         _core.factorization_implicit.bpr_fold_in(
             indptr, indices, out, self.item_factors_, self.item_biases_ if self.item_biases else None,
@@ -771,6 +826,7 @@ class BPR(_UserHistory, _EpochFit, FactorRecommender):
         super()._check_state()
         if np.asarray(self.item_biases_).shape != (self.n_items_,):
             raise ValueError("item_biases_ does not match the number of items")
+        _check_factor_arrays(self, ("user_factors_", "item_factors_", "item_biases_"))
 
 
 class LMF(BPR):

@@ -30,9 +30,9 @@ enum class Negatives : int { Uniform = 0, Popularity = 1 };
 enum class Loss : int { Bpr = 0, Logistic = 1 };
 
 struct Params {
-    float learning_rate = 0.01f;
-    float regularization = 0.01f;
-    float bias_regularization = 0.01f;
+    double learning_rate = 0.01;
+    double regularization = 0.01;
+    double bias_regularization = 0.01;
     bool verify_negatives = true;
     int negative_draws = 64;  // draws of j per triple before it is skipped (1: skip at once, as implicit)
     Negatives negatives = Negatives::Uniform;
@@ -62,7 +62,9 @@ void prepare(const CsrView& R, int32_t* row_of, uint64_t* filter, int64_t n_word
 // One epoch over the interactions R (users x items, sorted indices; data unused). U: n_users
 // x f, V: n_items x f, bias: n_items (null: no biases), all updated in place. `prepared` must
 // come from prepare(R); if it is empty, the epoch prepares (and fully checks) R itself.
-EpochStats epoch(const CsrView& R, float* U, float* V, float* bias, int64_t f, const Params& p, int64_t epoch_index,
+// T is float or double: the factors' type, in which the steps are computed.
+template <class T>
+EpochStats epoch(const CsrView& R, T* U, T* V, T* bias, int64_t f, const Params& p, int64_t epoch_index,
                  int n_threads, const Prepared& prepared = Prepared());
 
 // L and its gradient for one triple (see above; for Loss::Logistic the first term is
@@ -75,7 +77,8 @@ double triple_loss(const float* u, const float* qi, const float* qj, float bi, f
 // user vectors only, item factors and biases fixed (negatives drawn uniformly). Each row has its own random stream derived
 // from (seed, row), so the result does not depend on n_threads. U (R.n_rows x f) holds the
 // starting vectors and is updated in place.
-void fold_in(const CsrView& R, float* U, const float* V, const float* bias, int64_t f, int epochs, const Params& p,
+template <class T>
+void fold_in(const CsrView& R, T* U, const T* V, const T* bias, int64_t f, int epochs, const Params& p,
              int n_threads);
 
 }  // namespace recforge::bpr
