@@ -288,8 +288,10 @@ private:
     std::exception_ptr error_;
 };
 
+// A histogram bin: sums of gradients and hessians (the row counts, needed only for exact
+// min_data_in_leaf, are kept apart).
 struct HBin {
-    double g, h, c;
+    double g, h;
 };
 
 struct SplitInfo {
@@ -323,13 +325,16 @@ class Grower {
 public:
     Grower(const Binned& d, const float* gh, const uint8_t* mask, const TreeParams& p, int n_threads)
         : d_(d), gh_(gh), mask_(mask), p_(p), threads_(resolve_threads(n_threads)), team_(threads_),
-          pool_(cached_pool()) {
+          counts_(!p.counts_from_hessian),
+          pool_(cached_pool()), cpool_(cached_count_pool()) {
         const int64_t F = d.n_features;
         hoff_.resize(static_cast<size_t>(F + 1), 0);
         for (int64_t f = 0; f < F; ++f) hoff_[f + 1] = hoff_[f] + d.n_bins(f) + (d.has_missing[f] ? 1 : 0);
         total_bins_ = hoff_[F];
-        for (auto& b : pool_) b.resize(static_cast<size_t>(total_bins_));
         if (pool_.size() > 64) pool_.resize(64);
+        cpool_.resize(pool_.size());
+        for (auto& b : pool_) b.resize(static_cast<size_t>(total_bins_));
+        for (auto& b : cpool_) b.resize(counts_ ? static_cast<size_t>(total_bins_) : 0);
         for (int i = static_cast<int>(pool_.size()) - 1; i >= 0; --i) free_.push_back(i);
         // Features that can split at all (more than one bin, allowed by the mask): the others
         // get no histogram.
@@ -340,7 +345,10 @@ public:
 
     ~Grower() {
         const size_t bytes = pool_.size() * static_cast<size_t>(total_bins_) * sizeof(HBin);
-        if (bytes > (size_t(1) << 27)) pool_.clear();  // do not keep more than 128 MB between trees
+        if (bytes > (size_t(1) << 27)) {  // do not keep more than 128 MB between trees
+            pool_.clear();
+            cpool_.clear();
+        }
     }
 
     Tree grow(const int32_t* rows, int64_t n_in, double* scores) {
@@ -423,6 +431,7 @@ private:
             return b;
         }
         pool_.emplace_back(static_cast<size_t>(total_bins_));
+        cpool_.emplace_back(counts_ ? static_cast<size_t>(total_bins_) : 0);
         return static_cast<int>(pool_.size()) - 1;
     }
 
@@ -432,32 +441,46 @@ private:
         thread_local std::vector<std::vector<HBin>> pool;
         return pool;
     }
+    static std::vector<std::vector<double>>& cached_count_pool() {
+        thread_local std::vector<std::vector<double>> pool;
+        return pool;
+    }
     void release(int b) {
         if (b >= 0) free_.push_back(b);
     }
     HBin* buffer(int b) { return pool_[b].data(); }
+    double* counts(int b) { return counts_ ? cpool_[b].data() : nullptr; }
 
     // Histograms of the features feat[k0, k1) (their bins start at off[k]) of the rows r[0..n).
+    // Row counts only when the split search uses exact counts.
     void accumulate(const int32_t* r, int64_t n, const int32_t* feat, const int64_t* off, int64_t k0, int64_t k1,
-                    HBin* out) const {
+                    HBin* out, double* cnt) const {
+        if (cnt)
+            accumulate_impl<true>(r, n, feat, off, k0, k1, out, cnt);
+        else
+            accumulate_impl<false>(r, n, feat, off, k0, k1, out, cnt);
+    }
+    template <bool Counts>
+    void accumulate_impl(const int32_t* r, int64_t n, const int32_t* feat, const int64_t* off, int64_t k0, int64_t k1,
+                         HBin* out, double* cnt) const {
         const int64_t F = d_.n_features;
         for (int64_t i = 0; i < n; ++i) {
             const int64_t row = r[i];
             const uint8_t* b = d_.bins + row * F;
             const double g = gh_[2 * row], h = gh_[2 * row + 1];
             for (int64_t k = k0; k < k1; ++k) {
-                HBin& e = out[off[k] + b[feat[k]]];
-                e.g += g;
-                e.h += h;
-                e.c += 1.0;
+                const int64_t j = off[k] + b[feat[k]];
+                out[j].g += g;
+                out[j].h += h;
+                if constexpr (Counts) cnt[j] += 1.0;
             }
         }
     }
 
     // Returns whether the feature has a valid split in the leaf at all.
-    bool scan_feature(const HBin* hist, int64_t f, int leaf, SplitInfo& best) const {
-        if (p_.counts_from_hessian) return scan_feature_impl<true>(hist, f, leaf, best);
-        return scan_feature_impl<false>(hist, f, leaf, best);
+    bool scan_feature(const HBin* hist, const double* cnt, int64_t f, int leaf, SplitInfo& best) const {
+        if (!cnt) return scan_feature_impl<true>(hist, cnt, f, leaf, best);
+        return scan_feature_impl<false>(hist, cnt, f, leaf, best);
     }
 
     // Best split of one feature from its histogram; updates `best` when it gains more. The
@@ -467,7 +490,7 @@ private:
     // a missing bin, from the lowest bin up with the missing bin on the right, which replaces
     // the first only when it gains strictly more. The sums carry LightGBM's kEpsilon.
     template <bool Est>
-    bool scan_feature_impl(const HBin* hist, int64_t f, int leaf, SplitInfo& best) const {
+    bool scan_feature_impl(const HBin* hist, const double* cnt, int64_t f, int leaf, SplitInfo& best) const {
         const double G = sum_g_[leaf], H = sum_h_[leaf] + 2 * kEps;
         const int64_t C = count_[leaf];
         const double parent_gain = leaf_gain(G, H, p_);
@@ -475,9 +498,10 @@ private:
         const int64_t min_data = p_.min_data_in_leaf;
         const double min_h = p_.min_sum_hessian;
         const double cnt_factor = static_cast<double>(C) / H;
-        auto count_of = [cnt_factor](const HBin& b) -> int64_t {
+        const double* hc = Est ? nullptr : cnt + hoff_[f];
+        auto count_of = [cnt_factor, hc](const HBin& b, int t) -> int64_t {
             if constexpr (Est) return static_cast<int64_t>(b.h * cnt_factor + 0.5);
-            else return static_cast<int64_t>(b.c);
+            else return static_cast<int64_t>(hc[t]);
         };
         const int nb = d_.n_bins(f);
         const HBin* hb = hist + hoff_[f];
@@ -490,7 +514,7 @@ private:
             for (int t = nb - 1; t >= 1; --t) {
                 rg += hb[t].g;
                 rh += hb[t].h;
-                rc += count_of(hb[t]);
+                rc += count_of(hb[t], t);
                 if (rc < min_data || rh < min_h) continue;
                 const int64_t lc = C - rc;
                 if (lc < min_data) break;
@@ -516,7 +540,7 @@ private:
             for (int t = 0; t < nb; ++t) {
                 lg += hb[t].g;
                 lh += hb[t].h;
-                lc += count_of(hb[t]);
+                lc += count_of(hb[t], t);
                 if (lc < min_data || lh < min_h) continue;
                 const int64_t rc = C - lc;
                 if (rc < min_data) break;
@@ -555,6 +579,8 @@ private:
         const int32_t* r = idx_.data() + begin_[small];
         HBin* S = buffer(small_buf);
         HBin* P = large >= 0 ? buffer(parent_buf) : nullptr;
+        double* Sc = counts(small_buf);
+        double* Pc = large >= 0 ? counts(parent_buf) : nullptr;
         feat_.resize(static_cast<size_t>(A));
         feat_off_.resize(static_cast<size_t>(A));
         ok_small_.assign(static_cast<size_t>(A), 0);
@@ -574,20 +600,22 @@ private:
             const int64_t k0 = blk * block, k1 = std::min(A, k0 + block);
             for (int64_t k = k0; k < k1; ++k) {
                 const int64_t f = feat_[k];
-                std::fill(S + hoff_[f], S + hoff_[f + 1], HBin{0, 0, 0});
+                std::fill(S + hoff_[f], S + hoff_[f + 1], HBin{0, 0});
+                if (Sc) std::fill(Sc + hoff_[f], Sc + hoff_[f + 1], 0.0);
             }
-            accumulate(r, n, feat_.data(), feat_off_.data(), k0, k1, S);
+            accumulate(r, n, feat_.data(), feat_off_.data(), k0, k1, S, Sc);
             for (int64_t k = k0; k < k1; ++k) {
                 const int64_t f = feat_[k];
                 if (P) {
                     for (int64_t j = hoff_[f]; j < hoff_[f + 1]; ++j) {
                         P[j].g -= S[j].g;
                         P[j].h -= S[j].h;
-                        P[j].c -= S[j].c;
                     }
+                    if (Pc)
+                        for (int64_t j = hoff_[f]; j < hoff_[f + 1]; ++j) Pc[j] -= Sc[j];
                 }
-                if (split_small) ok_small_[k] = scan_feature(S, f, small, best_s[w]);
-                if (P) ok_large_[k] = scan_feature(P, f, large, best_l[w]);
+                if (split_small) ok_small_[k] = scan_feature(S, Sc, f, small, best_s[w]);
+                if (P) ok_large_[k] = scan_feature(P, Pc, f, large, best_l[w]);
             }
         });
         auto merge = [](const std::vector<SplitInfo>& v) {
@@ -713,7 +741,9 @@ private:
     std::vector<double> sum_g_, sum_h_;
     std::vector<SplitInfo> best_;
     std::vector<int> hist_;
+    bool counts_;  // histograms hold exact row counts (min_data_in_leaf on exact counts)
     std::vector<std::vector<HBin>>& pool_;
+    std::vector<std::vector<double>>& cpool_;
     std::vector<int> free_;
 };
 
