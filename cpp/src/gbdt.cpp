@@ -8,6 +8,7 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <numeric>
 #include <thread>
@@ -190,10 +191,13 @@ std::vector<float> feature_edges(std::vector<double>& v, int64_t n_zero, int64_t
 }
 
 // A team of threads kept for the growth of one tree, so that the many short parallel passes
-// of a tree (one per split) do not each pay for starting threads. run(n, fn) calls fn(i, w)
-// for i in [0, n) with workers taking indices from an atomic counter, like parallel_for; the
-// first exception thrown by any worker is rethrown in the caller once all are done. Workers
-// spin briefly for the next pass, then sleep on a condition variable.
+// of a tree (one per split) do not each pay for starting threads. run(n, workers, fn) calls
+// fn(i, w) for i in [0, n) with workers taking indices from an atomic counter, like
+// parallel_for; the first exception thrown by any worker is rethrown in the caller. The caller
+// works too and then waits only for the workers that hold an index: a worker that wakes late
+// (on a machine with more threads than cores it may not run for a while) finds no index left
+// and does not delay the pass. Workers spin briefly for the next pass, then sleep on a
+// condition variable.
 class Team {
 public:
     explicit Team(int n_threads) : n_(std::max(1, n_threads)) {
@@ -202,7 +206,7 @@ public:
     ~Team() {
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            stop_.store(true, std::memory_order_relaxed);
+            stop_ = true;
             generation_.fetch_add(1, std::memory_order_release);
         }
         cv_.notify_all();
@@ -213,42 +217,58 @@ public:
     template <class Fn>
     void run(int64_t n_items, int workers, Fn&& fn) {
         if (n_items <= 0) return;
-        workers = std::min<int64_t>(std::min(workers, n_), n_items);
+        workers = static_cast<int>(std::min<int64_t>(std::min(workers, n_), n_items));
         if (workers <= 1) {
             for (int64_t i = 0; i < n_items; ++i) fn(i, 0);
             return;
         }
-        std::function<void(int64_t, int)> job = std::forward<Fn>(fn);
+        std::function<void(int64_t, int)> f = std::forward<Fn>(fn);
+        auto job = std::make_shared<Job>();
+        job->fn = &f;
+        job->n_items = n_items;
+        job->workers = workers;
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            job_ = &job;
-            n_items_ = n_items;
-            active_ = workers;
-            next_.store(0, std::memory_order_relaxed);
-            failed_.store(false, std::memory_order_relaxed);
-            error_ = nullptr;
-            pending_.store(workers - 1, std::memory_order_relaxed);
+            job_ = job;
             generation_.fetch_add(1, std::memory_order_release);
         }
         cv_.notify_all();
-        work(0);
-        while (pending_.load(std::memory_order_acquire) > 0) std::this_thread::yield();
-        job_ = nullptr;
-        if (error_) std::rethrow_exception(error_);
+        work(*job, 0);
+        while (job->in_flight.load() > 0) std::this_thread::yield();
+        if (job->error) std::rethrow_exception(job->error);
     }
 
 private:
-    void work(int w) {
-        try {
-            while (!failed_.load(std::memory_order_relaxed)) {
-                const int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
-                if (i >= n_items_) break;
-                (*job_)(i, w);
+    struct Job {
+        std::function<void(int64_t, int)>* fn = nullptr;
+        int64_t n_items = 0;
+        int workers = 0;
+        std::atomic<int64_t> next{0};
+        std::atomic<int> in_flight{0};  // workers between taking an index and finishing it
+        std::atomic<bool> failed{false};
+        std::mutex error_mutex;
+        std::exception_ptr error;
+    };
+
+    // Takes indices until none are left. in_flight is raised before an index is taken, so the
+    // caller, which has seen the indices run out, also sees every worker that got one (all
+    // operations sequentially consistent).
+    static void work(Job& job, int w) {
+        for (;;) {
+            job.in_flight.fetch_add(1);
+            const int64_t i = job.failed.load() ? job.n_items : job.next.fetch_add(1);
+            if (i >= job.n_items) {
+                job.in_flight.fetch_sub(1);
+                return;
             }
-        } catch (...) {
-            std::lock_guard<std::mutex> lock(error_mutex_);
-            if (!error_) error_ = std::current_exception();
-            failed_.store(true);
+            try {
+                (*job.fn)(i, w);
+            } catch (...) {
+                std::lock_guard<std::mutex> lock(job.error_mutex);
+                if (!job.error) job.error = std::current_exception();
+                job.failed.store(true);
+            }
+            job.in_flight.fetch_sub(1);
         }
     }
     void loop(int w) {
@@ -259,33 +279,25 @@ private:
                 std::this_thread::yield();
                 g = generation_.load(std::memory_order_acquire);
             }
-            if (g == seen) {
+            std::shared_ptr<Job> job;
+            {
                 std::unique_lock<std::mutex> lock(mutex_);
-                cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-                g = generation_.load(std::memory_order_acquire);
+                if (g == seen) cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+                seen = generation_.load(std::memory_order_acquire);
+                if (stop_) return;
+                job = job_;
             }
-            seen = g;
-            if (stop_.load(std::memory_order_relaxed)) return;
-            if (w < active_) {
-                work(w);
-                pending_.fetch_sub(1, std::memory_order_acq_rel);
-            }
+            if (job && w < job->workers) work(*job, w);
         }
     }
 
     int n_;
     std::vector<std::thread> threads_;
-    std::mutex mutex_, error_mutex_;
+    std::mutex mutex_;
     std::condition_variable cv_;
     std::atomic<uint64_t> generation_{0};
-    std::atomic<int64_t> next_{0};
-    std::atomic<int> pending_{0};
-    std::atomic<bool> failed_{false};
-    std::atomic<bool> stop_{false};
-    int active_ = 0;
-    int64_t n_items_ = 0;
-    std::function<void(int64_t, int)>* job_ = nullptr;
-    std::exception_ptr error_;
+    bool stop_ = false;              // guarded by mutex_
+    std::shared_ptr<Job> job_;       // the latest pass, guarded by mutex_
 };
 
 // A histogram bin: sums of gradients and hessians (the row counts, needed only for exact
@@ -592,7 +604,10 @@ private:
         int64_t bins = 0;
         for (int64_t k = 0; k < A; ++k) bins += hoff_[feat_[k] + 1] - hoff_[feat_[k]];
         const int64_t work = n * A + (large >= 0 ? bins : 0);
-        const int workers = work >= (1 << 13) ? threads_ : 1;
+        // A pass runs on the team only when it is long (about 0.1 ms of bin updates or more):
+        // every parallel pass waits for the slowest thread, and on a machine shared with other
+        // work a thread may be off its core for a scheduler time slice.
+        const int workers = work >= (1 << 17) ? threads_ : 1;
         const int64_t block = std::max<int64_t>(1, (A + 4 * workers - 1) / (4 * workers));
         const int64_t n_blocks = (A + block - 1) / block;
         std::vector<SplitInfo> best_s(static_cast<size_t>(workers)), best_l(static_cast<size_t>(workers));
