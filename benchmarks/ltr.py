@@ -18,7 +18,8 @@ move nDCG@10 by a percent between two equally good models, the quality compariso
 on all five MQ2008 folds (built from S1-S5 as in the data set's readme) and the mean is
 reported too. LightGBM runs with ``OMP_WAIT_POLICY=PASSIVE``: on a machine shared with other
 jobs its spinning OpenMP threads otherwise slow it down by an order of magnitude.
-Results go to ``results/ltr.json`` and ``results/ltr.md``.
+The number of leading trees that are the same in both models (split features and thresholds) is
+recorded too. Results go to ``results/ltr.json`` and ``results/ltr.md``.
 """
 
 from __future__ import annotations
@@ -101,6 +102,31 @@ def ndcg(scores: Any, y: Any, sizes: Any, empty: float) -> float:
     return float(_core.ranking.rank_metric(0, np.asarray(scores, dtype=np.float64), y, off, 10, empty, 1))
 
 
+def same_trees(booster: Any, model: Any) -> int:
+    """How many leading trees of the two models split on the same features at the same thresholds."""
+    import numpy as np
+
+    for t, info in enumerate(booster.dump_model()["tree_info"]):
+        nodes: list[tuple[int, int, float]] = []
+
+        def walk(node: dict[str, Any]) -> None:
+            if "split_index" in node:
+                nodes.append((node["split_index"], node["split_feature"], node["threshold"]))
+                walk(node["left_child"])
+                walk(node["right_child"])
+
+        walk(info["tree_structure"])
+        nodes.sort()
+        if t >= model.n_trees_:
+            return t
+        a, b = model.node_offsets_[t], model.node_offsets_[t + 1]
+        if b - a != len(nodes) or model.split_feature_[a:b].tolist() != [f for _, f, _ in nodes]:
+            return t
+        if not np.allclose(model.threshold_[a:b], [x for _, _, x in nodes], rtol=1e-6, atol=1e-30):
+            return t
+    return model.n_trees_
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     H.prepare_environment(max(args.threads))
@@ -151,19 +177,20 @@ def main(argv: list[str] | None = None) -> None:
                     "lightgbm": (ndcg(s_lgb, d["yte"], d["gte"], 1.0), ndcg(s_lgb, d["yte"], d["gte"], 0.0)),
                 }
                 lgb_own = float(ev["test"]["ndcg@10"][-1])
+                n_same = same_trees(out["lgb"], out["rf"])
                 speed = H.ratio(t["lightgbm"], t["recforge"])
                 rec = {
                     "dataset": ds, "trees": n_trees, "threads": th, "leaves": args.leaves,
                     "learning_rate": args.learning_rate, "times": t,
                     "ndcg10_empty1": {k: v[0] for k, v in q.items()},
                     "ndcg10_empty0": {k: v[1] for k, v in q.items()},
-                    "lightgbm_own_ndcg10": lgb_own, "speedup_vs_lightgbm": speed,
+                    "lightgbm_own_ndcg10": lgb_own, "same_trees": n_same, "speedup_vs_lightgbm": speed,
                     "time_ratio_recforge_over_lightgbm": 1.0 / speed,
                 }
                 records.append(rec)
                 diff = q["recforge"][0] - q["lightgbm"][0]
                 rows.append([ds, n_trees, th, f"{q['lightgbm'][0]:.4f}", f"{q['recforge'][0]:.4f}", f"{diff:+.4f}",
-                             f"{q['lightgbm'][1]:.4f}", f"{q['recforge'][1]:.4f}", f"{lgb_own:.4f}",
+                             f"{q['lightgbm'][1]:.4f}", f"{q['recforge'][1]:.4f}", f"{lgb_own:.4f}", n_same,
                              f"{t['lightgbm'].median:.3f}", f"{t['recforge'].median:.3f}", f"{1.0 / speed:.2f}"])
                 print(" | ".join(str(v) for v in rows[-1]), flush=True)
     fold_rows, fold_records = [], []
@@ -178,16 +205,17 @@ def main(argv: list[str] | None = None) -> None:
                               n_threads=th, show_progress=False).fit(d["Xtr"], d["ytr"], group=d["gtr"])
             a = ndcg(peer.predict(d["Xte"]), d["yte"], d["gte"], 1.0)
             b = ndcg(ours.predict(d["Xte"]), d["yte"], d["gte"], 1.0)
-            fold_records.append({"fold": k + 1, "trees": n_trees, "lightgbm": a, "recforge": b})
-            fold_rows.append([f"Fold{k + 1}", n_trees, f"{a:.4f}", f"{b:.4f}", f"{b - a:+.4f}"])
+            n_same = same_trees(peer, ours)
+            fold_records.append({"fold": k + 1, "trees": n_trees, "lightgbm": a, "recforge": b, "same_trees": n_same})
+            fold_rows.append([f"Fold{k + 1}", n_trees, f"{a:.4f}", f"{b:.4f}", f"{b - a:+.4f}", n_same])
             print(" | ".join(str(v) for v in fold_rows[-1]), flush=True)
         sel = [r for r in fold_records if r["trees"] == n_trees]
         ma = statistics.mean(r["lightgbm"] for r in sel)
         mb = statistics.mean(r["recforge"] for r in sel)
-        fold_rows.append(["mean of 5 folds", n_trees, f"{ma:.4f}", f"{mb:.4f}", f"{mb - ma:+.4f}"])
+        fold_rows.append(["mean of 5 folds", n_trees, f"{ma:.4f}", f"{mb:.4f}", f"{mb - ma:+.4f}", ""])
     env = H.environment(args.threads)
     headers = ["data", "trees", "threads", "LightGBM nDCG@10", "recforge nDCG@10", "diff",
-               "LightGBM (empty=0)", "recforge (empty=0)", "LightGBM's own eval", "LightGBM s", "recforge s",
+               "LightGBM (empty=0)", "recforge (empty=0)", "LightGBM's own eval", "same trees", "LightGBM s", "recforge s",
                "time ratio rf/lgb"]
     ratios = [r["time_ratio_recforge_over_lightgbm"] for r in records]
     diffs = [abs(r["ndcg10_empty1"]["recforge"] - r["ndcg10_empty1"]["lightgbm"]) for r in records]
@@ -198,13 +226,16 @@ def main(argv: list[str] | None = None) -> None:
         f"(binning included) alternate, {args.repeats} timed repeats after a warm-up, medians. nDCG@10 on the "
         "test set by recforge's metric code (gain 2^label - 1, a query without relevant documents scores 1 "
         "as in LightGBM; `empty=0` columns score it 0). 'LightGBM's own eval' is LightGBM's ndcg@10 on the "
-        "test set, a check of the metric convention.",
+        "test set, a check of the metric convention. 'same trees' counts the leading trees of the two "
+        "models that split on the same features at the same thresholds (float32 against LightGBM's double; "
+        "after the first tree that differs the models part ways).",
         H.markdown_table(headers, rows),
         f"Time ratio recforge / LightGBM: median {statistics.median(ratios):.2f} (range {min(ratios):.2f} to "
         f"{max(ratios):.2f}; below 1 means recforge is faster). Largest |nDCG@10 difference|: {max(diffs):.4f}.",
         "## nDCG@10 on the five MQ2008 folds\n\nSame hyperparameters as above; each fold's test part is one of "
         "S1-S5 (784 queries over the five folds).",
-        H.markdown_table(["fold", "trees", "LightGBM", "recforge", "diff"], fold_rows) if fold_rows else "(not run)",
+        H.markdown_table(["fold", "trees", "LightGBM", "recforge", "diff", "same trees"], fold_rows)
+        if fold_rows else "(not run)",
         H.describe_env_markdown(env) + f"\n- LightGBM {lgb.__version__}, `OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}`",
     ])
     if not args.quick:

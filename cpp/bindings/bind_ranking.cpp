@@ -124,12 +124,14 @@ void bind_ranking(py::module_& m) {
 
     m.def(
         "find_bins",
-        [](const CArray<float>& X, int max_bin, int min_data_in_bin, int64_t sample_rows, int n_threads) {
+        [](const CArray<float>& X, int max_bin, int min_data_in_bin, int64_t sample_rows, int n_threads,
+           int64_t min_split_rows) {
             require_ndim(X, 2, "X");
             gbdt::BinEdges e;
             {
                 py::gil_scoped_release release;
-                e = gbdt::find_bins(X.data(), X.shape(0), X.shape(1), max_bin, min_data_in_bin, sample_rows, n_threads);
+                e = gbdt::find_bins(X.data(), X.shape(0), X.shape(1), max_bin, min_data_in_bin, sample_rows, min_split_rows,
+                                    n_threads);
             }
             CArray<float> upper(static_cast<py::ssize_t>(e.upper.size()));
             std::copy(e.upper.begin(), e.upper.end(), upper.mutable_data());
@@ -140,7 +142,7 @@ void bind_ranking(py::module_& m) {
             return py::make_tuple(upper, offsets, miss);
         },
         py::arg("X").noconvert(), py::arg("max_bin") = 255, py::arg("min_data_in_bin") = 3,
-        py::arg("sample_rows") = 200000, py::arg("n_threads") = 0,
+        py::arg("sample_rows") = 200000, py::arg("n_threads") = 0, py::arg("min_split_rows") = 0,
         "Quantile bin edges of every feature: (upper edges, offsets, has_missing).");
 
     m.def(
@@ -247,7 +249,7 @@ void bind_ranking(py::module_& m) {
         py::arg("feature_mask").noconvert() = py::none(), py::arg("scores").noconvert() = py::none(),
         py::arg("num_leaves") = 31, py::arg("max_depth") = -1, py::arg("min_data_in_leaf") = 20,
         py::arg("min_sum_hessian") = 1e-3, py::arg("lambda_l1") = 0.0, py::arg("lambda_l2") = 0.0,
-        py::arg("min_gain_to_split") = 0.0, py::arg("learning_rate") = 0.1, py::arg("counts_from_hessian") = false,
+        py::arg("min_gain_to_split") = 0.0, py::arg("learning_rate") = 0.1, py::arg("counts_from_hessian") = true,
         py::arg("n_threads") = 0,
         "Grows one leaf-wise tree; adds its outputs to `scores` for the rows it was grown on; returns its arrays.");
 

@@ -8,7 +8,9 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <numeric>
 #include <thread>
 #include <limits>
 #include <stdexcept>
@@ -20,64 +22,182 @@ namespace recforge::gbdt {
 namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr double kDInf = std::numeric_limits<double>::infinity();
+// |x| <= kZeroThreshold counts as zero; zero gets a bin of its own, (-kZeroThreshold, kZeroThreshold].
+constexpr double kZeroThreshold = 1e-35;
 
-// Upper edges of one feature from its sorted non-missing values.
-std::vector<float> feature_edges(std::vector<float>& v, int max_bin, int min_data_in_bin) {
-    std::vector<float> edges;
-    if (v.empty()) {
-        edges.push_back(kInf);
-        return edges;
-    }
-    std::sort(v.begin(), v.end());
-    std::vector<float> distinct;
-    std::vector<int64_t> counts;
-    for (float x : v) {
-        if (distinct.empty() || x != distinct.back()) {
-            distinct.push_back(x);
-            counts.push_back(1);
-        } else {
-            ++counts.back();
-        }
-    }
-    const int64_t nd = static_cast<int64_t>(distinct.size());
-    auto edge_between = [&](int64_t i) {  // between distinct[i] and distinct[i + 1]
-        const double mid = 0.5 * (static_cast<double>(distinct[i]) + static_cast<double>(distinct[i + 1]));
-        float e = static_cast<float>(mid);
-        if (!(e < distinct[i + 1])) e = distinct[i];
-        return e;
+// Bounds of equal-count bins over sorted distinct values (value[i] occurs count[i] times, n of
+// them, total rows): with at most max_bin distinct values, one bound between consecutive values
+// once the values since the last bound hold min_data_in_bin rows; otherwise bins of about
+// total / max_bin rows, a value that alone holds that many getting a bin of its own. A bound
+// lies just above the midpoint between the last value of a bin and the first of the next. The
+// last bound is +inf.
+std::vector<double> greedy_bounds(const double* value, const int64_t* count, int64_t n, int max_bin, int64_t total,
+                                  int min_data_in_bin) {
+    std::vector<double> bounds;
+    auto push = [&](double mid) {
+        const double b = std::nextafter(mid, kDInf);
+        if (bounds.empty() || b > std::nextafter(bounds.back(), kDInf)) bounds.push_back(b);
     };
-    if (nd <= max_bin) {
-        for (int64_t i = 0; i + 1 < nd; ++i) edges.push_back(edge_between(i));
-        edges.push_back(kInf);
-        return edges;
+    if (n <= max_bin) {
+        int64_t in_bin = 0;
+        for (int64_t i = 0; i + 1 < n; ++i) {
+            in_bin += count[i];
+            if (in_bin >= min_data_in_bin) {
+                const size_t before = bounds.size();
+                push((value[i] + value[i + 1]) / 2.0);
+                if (bounds.size() > before) in_bin = 0;
+            }
+        }
+        bounds.push_back(kDInf);
+        return bounds;
     }
-    // Greedy equal-count bins: close a bin when it holds its share of the remaining rows, and
-    // give a value that alone holds a share a bin of its own.
-    int64_t remaining = static_cast<int64_t>(v.size());
-    int bins_left = max_bin;
-    int64_t in_bin = 0;
-    const int64_t min_bin = std::max<int64_t>(1, min_data_in_bin);
-    for (int64_t i = 0; i + 1 < nd && bins_left > 1; ++i) {
-        const double target = static_cast<double>(remaining) / bins_left;
-        in_bin += counts[i];
-        bool close = in_bin >= target && in_bin >= min_bin;
-        if (!close && in_bin >= min_bin && static_cast<double>(counts[i + 1]) >= target) close = true;
-        if (close) {
-            edges.push_back(edge_between(i));
-            remaining -= in_bin;
-            in_bin = 0;
-            --bins_left;
+    if (min_data_in_bin > 0) max_bin = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(max_bin, total / min_data_in_bin)));
+    double mean_size = static_cast<double>(total) / max_bin;
+    int64_t rest_bins = max_bin, rest_rows = total;
+    std::vector<uint8_t> big(static_cast<size_t>(n), 0);
+    for (int64_t i = 0; i < n; ++i) {
+        if (static_cast<double>(count[i]) >= mean_size) {
+            big[i] = 1;
+            --rest_bins;
+            rest_rows -= count[i];
         }
     }
-    edges.push_back(kInf);
+    mean_size = static_cast<double>(rest_rows) / static_cast<double>(rest_bins);
+    std::vector<double> upper, lower;  // last and first value of each closed bin
+    lower.push_back(value[0]);
+    int64_t in_bin = 0;
+    for (int64_t i = 0; i + 1 < n; ++i) {
+        if (!big[i]) rest_rows -= count[i];
+        in_bin += count[i];
+        const double c = static_cast<double>(in_bin);
+        if (big[i] || c >= mean_size || (big[i + 1] && c >= std::max(1.0, mean_size * 0.5))) {
+            upper.push_back(value[i]);
+            lower.push_back(value[i + 1]);
+            if (static_cast<int64_t>(upper.size()) >= max_bin - 1) break;
+            in_bin = 0;
+            if (!big[i]) {
+                --rest_bins;
+                mean_size = static_cast<double>(rest_rows) / static_cast<double>(rest_bins);
+            }
+        }
+    }
+    for (size_t i = 0; i < upper.size(); ++i) push((upper[i] + lower[i + 1]) / 2.0);
+    bounds.push_back(kDInf);
+    return bounds;
+}
+
+// The largest float <= b, so that for a float x, x <= edge exactly when x <= b.
+float float_at_or_below(double b) {
+    float f = static_cast<float>(b);
+    if (static_cast<double>(f) > b) f = std::nextafter(f, -kInf);
+    return f;
+}
+
+// Upper edges of one feature from its non-missing values (n_zero zeros not included in v):
+// negative and positive values are binned apart (greedy_bounds), sharing out the bins in
+// proportion to their rows, and the values within kZeroThreshold of zero get one bin.
+// `split_rows` > 0: a feature that no bin boundary can split into two sides of at least that
+// many rows (n_missing rows counted in a bin of their own) gets a single bin.
+std::vector<float> feature_edges(std::vector<double>& v, int64_t n_zero, int64_t n_missing, int max_bin,
+                                 int min_data_in_bin, int64_t split_rows, bool& trivial) {
+    trivial = false;
+    std::sort(v.begin(), v.end());
+    std::vector<double> value;
+    std::vector<int64_t> count;
+    if (v.empty() || (v[0] > 0.0 && n_zero > 0)) {
+        value.push_back(0.0);
+        count.push_back(n_zero);
+    }
+    for (size_t i = 0; i < v.size(); ++i) {
+        if (i > 0 && v[i] <= std::nextafter(v[i - 1], kDInf)) {
+            value.back() = v[i];
+            ++count.back();
+            continue;
+        }
+        if (i > 0 && v[i - 1] < 0.0 && v[i] > 0.0) {
+            value.push_back(0.0);
+            count.push_back(n_zero);
+        }
+        value.push_back(v[i]);
+        count.push_back(1);
+    }
+    if (!v.empty() && v.back() < 0.0 && n_zero > 0) {
+        value.push_back(0.0);
+        count.push_back(n_zero);
+    }
+    const int64_t nd = static_cast<int64_t>(value.size());
+    const int value_bins = n_missing > 0 ? max_bin - 1 : max_bin;
+    int64_t n_neg = 0, n_pos = 0;
+    for (int64_t i = 0; i < nd; ++i) {
+        if (value[i] <= -kZeroThreshold) n_neg += count[i];
+        else if (value[i] > kZeroThreshold) n_pos += count[i];
+    }
+    int64_t first_nonneg = nd;
+    for (int64_t i = 0; i < nd; ++i) {
+        if (value[i] > -kZeroThreshold) {
+            first_nonneg = i;
+            break;
+        }
+    }
+    std::vector<double> bounds;
+    if (first_nonneg > 0 && value_bins > 1) {
+        const int64_t rows = n_neg + n_pos;
+        const int neg_bins = std::max(1, static_cast<int>(static_cast<double>(n_neg) / static_cast<double>(rows) * (value_bins - 1)));
+        bounds = greedy_bounds(value.data(), count.data(), first_nonneg, neg_bins, n_neg, min_data_in_bin);
+        bounds.back() = -kZeroThreshold;
+    }
+    int64_t first_pos = -1;
+    for (int64_t i = first_nonneg; i < nd; ++i) {
+        if (value[i] > kZeroThreshold) {
+            first_pos = i;
+            break;
+        }
+    }
+    const int pos_bins = value_bins - 1 - static_cast<int>(bounds.size());
+    if (first_pos >= 0 && pos_bins > 0) {
+        std::vector<double> pos = greedy_bounds(value.data() + first_pos, count.data() + first_pos, nd - first_pos,
+                                                pos_bins, n_pos, min_data_in_bin);
+        bounds.push_back(kZeroThreshold);
+        bounds.insert(bounds.end(), pos.begin(), pos.end());
+    } else {
+        bounds.push_back(kDInf);
+    }
+    if (split_rows > 0 && bounds.size() > 1) {
+        // rows per bin, the missing rows last
+        std::vector<int64_t> in_bin(bounds.size() + 1, 0);
+        size_t b = 0;
+        for (int64_t i = 0; i < nd; ++i) {
+            while (b + 1 < bounds.size() && value[i] > bounds[b]) ++b;
+            in_bin[b] += count[i];
+        }
+        in_bin[bounds.size()] = n_missing;
+        int64_t total = 0;
+        for (int64_t c : in_bin) total += c;
+        bool splittable = false;
+        int64_t left = 0;
+        for (size_t i = 0; i + 1 < in_bin.size() && !splittable; ++i) {
+            left += in_bin[i];
+            splittable = left >= split_rows && total - left >= split_rows;
+        }
+        if (!splittable) {
+            bounds.assign(1, kDInf);
+            trivial = true;
+        }
+    }
+    std::vector<float> edges(bounds.size());
+    for (size_t i = 0; i < bounds.size(); ++i) edges[i] = float_at_or_below(bounds[i]);
     return edges;
 }
 
 // A team of threads kept for the growth of one tree, so that the many short parallel passes
-// of a tree (one per split) do not each pay for starting threads. run(n, fn) calls fn(i, w)
-// for i in [0, n) with workers taking indices from an atomic counter, like parallel_for; the
-// first exception thrown by any worker is rethrown in the caller once all are done. Workers
-// spin briefly for the next pass, then sleep on a condition variable.
+// of a tree (one per split) do not each pay for starting threads. run(n, workers, fn) calls
+// fn(i, w) for i in [0, n) with workers taking indices from an atomic counter, like
+// parallel_for; the first exception thrown by any worker is rethrown in the caller. The caller
+// works too and then waits only for the workers that hold an index: a worker that wakes late
+// (on a machine with more threads than cores it may not run for a while) finds no index left
+// and does not delay the pass. Workers spin briefly for the next pass, then sleep on a
+// condition variable.
 class Team {
 public:
     explicit Team(int n_threads) : n_(std::max(1, n_threads)) {
@@ -86,7 +206,7 @@ public:
     ~Team() {
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            stop_.store(true, std::memory_order_relaxed);
+            stop_ = true;
             generation_.fetch_add(1, std::memory_order_release);
         }
         cv_.notify_all();
@@ -97,42 +217,58 @@ public:
     template <class Fn>
     void run(int64_t n_items, int workers, Fn&& fn) {
         if (n_items <= 0) return;
-        workers = std::min<int64_t>(std::min(workers, n_), n_items);
+        workers = static_cast<int>(std::min<int64_t>(std::min(workers, n_), n_items));
         if (workers <= 1) {
             for (int64_t i = 0; i < n_items; ++i) fn(i, 0);
             return;
         }
-        std::function<void(int64_t, int)> job = std::forward<Fn>(fn);
+        std::function<void(int64_t, int)> f = std::forward<Fn>(fn);
+        auto job = std::make_shared<Job>();
+        job->fn = &f;
+        job->n_items = n_items;
+        job->workers = workers;
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            job_ = &job;
-            n_items_ = n_items;
-            active_ = workers;
-            next_.store(0, std::memory_order_relaxed);
-            failed_.store(false, std::memory_order_relaxed);
-            error_ = nullptr;
-            pending_.store(workers - 1, std::memory_order_relaxed);
+            job_ = job;
             generation_.fetch_add(1, std::memory_order_release);
         }
         cv_.notify_all();
-        work(0);
-        while (pending_.load(std::memory_order_acquire) > 0) std::this_thread::yield();
-        job_ = nullptr;
-        if (error_) std::rethrow_exception(error_);
+        work(*job, 0);
+        while (job->in_flight.load() > 0) std::this_thread::yield();
+        if (job->error) std::rethrow_exception(job->error);
     }
 
 private:
-    void work(int w) {
-        try {
-            while (!failed_.load(std::memory_order_relaxed)) {
-                const int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
-                if (i >= n_items_) break;
-                (*job_)(i, w);
+    struct Job {
+        std::function<void(int64_t, int)>* fn = nullptr;
+        int64_t n_items = 0;
+        int workers = 0;
+        std::atomic<int64_t> next{0};
+        std::atomic<int> in_flight{0};  // workers between taking an index and finishing it
+        std::atomic<bool> failed{false};
+        std::mutex error_mutex;
+        std::exception_ptr error;
+    };
+
+    // Takes indices until none are left. in_flight is raised before an index is taken, so the
+    // caller, which has seen the indices run out, also sees every worker that got one (all
+    // operations sequentially consistent).
+    static void work(Job& job, int w) {
+        for (;;) {
+            job.in_flight.fetch_add(1);
+            const int64_t i = job.failed.load() ? job.n_items : job.next.fetch_add(1);
+            if (i >= job.n_items) {
+                job.in_flight.fetch_sub(1);
+                return;
             }
-        } catch (...) {
-            std::lock_guard<std::mutex> lock(error_mutex_);
-            if (!error_) error_ = std::current_exception();
-            failed_.store(true);
+            try {
+                (*job.fn)(i, w);
+            } catch (...) {
+                std::lock_guard<std::mutex> lock(job.error_mutex);
+                if (!job.error) job.error = std::current_exception();
+                job.failed.store(true);
+            }
+            job.in_flight.fetch_sub(1);
         }
     }
     void loop(int w) {
@@ -143,37 +279,31 @@ private:
                 std::this_thread::yield();
                 g = generation_.load(std::memory_order_acquire);
             }
-            if (g == seen) {
+            std::shared_ptr<Job> job;
+            {
                 std::unique_lock<std::mutex> lock(mutex_);
-                cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-                g = generation_.load(std::memory_order_acquire);
+                if (g == seen) cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+                seen = generation_.load(std::memory_order_acquire);
+                if (stop_) return;
+                job = job_;
             }
-            seen = g;
-            if (stop_.load(std::memory_order_relaxed)) return;
-            if (w < active_) {
-                work(w);
-                pending_.fetch_sub(1, std::memory_order_acq_rel);
-            }
+            if (job && w < job->workers) work(*job, w);
         }
     }
 
     int n_;
     std::vector<std::thread> threads_;
-    std::mutex mutex_, error_mutex_;
+    std::mutex mutex_;
     std::condition_variable cv_;
     std::atomic<uint64_t> generation_{0};
-    std::atomic<int64_t> next_{0};
-    std::atomic<int> pending_{0};
-    std::atomic<bool> failed_{false};
-    std::atomic<bool> stop_{false};
-    int active_ = 0;
-    int64_t n_items_ = 0;
-    std::function<void(int64_t, int)>* job_ = nullptr;
-    std::exception_ptr error_;
+    bool stop_ = false;              // guarded by mutex_
+    std::shared_ptr<Job> job_;       // the latest pass, guarded by mutex_
 };
 
+// A histogram bin: sums of gradients and hessians (the row counts, needed only for exact
+// min_data_in_leaf, are kept apart).
 struct HBin {
-    double g, h, c;
+    double g, h;
 };
 
 struct SplitInfo {
@@ -189,39 +319,48 @@ inline double threshold_l1(double g, double l1) {
     return a <= 0.0 ? 0.0 : (g > 0 ? a : -a);
 }
 
+// LightGBM's kEpsilon (a float literal there): the hessian sums of a split's sides start from
+// it, so that an empty side does not divide by zero.
+constexpr double kEps = static_cast<double>(1e-15f);
+
 inline double leaf_gain(double g, double h, const TreeParams& p) {
     const double t = threshold_l1(g, p.lambda_l1);
-    return t * t / (h + p.lambda_l2 + 1e-15);
+    return t * t / (h + p.lambda_l2);
 }
 
+// Output of a leaf with gradient and hessian sums g, h.
 inline double leaf_output(double g, double h, const TreeParams& p) {
-    return -threshold_l1(g, p.lambda_l1) / (h + p.lambda_l2 + 1e-15);
+    return -threshold_l1(g, p.lambda_l1) / (h + kEps + p.lambda_l2);
 }
 
 class Grower {
 public:
     Grower(const Binned& d, const float* gh, const uint8_t* mask, const TreeParams& p, int n_threads)
         : d_(d), gh_(gh), mask_(mask), p_(p), threads_(resolve_threads(n_threads)), team_(threads_),
-          pool_(cached_pool()) {
+          counts_(!p.counts_from_hessian),
+          pool_(cached_pool()), cpool_(cached_count_pool()) {
         const int64_t F = d.n_features;
         hoff_.resize(static_cast<size_t>(F + 1), 0);
         for (int64_t f = 0; f < F; ++f) hoff_[f + 1] = hoff_[f] + d.n_bins(f) + (d.has_missing[f] ? 1 : 0);
         total_bins_ = hoff_[F];
-        for (auto& b : pool_) b.resize(static_cast<size_t>(total_bins_));
         if (pool_.size() > 64) pool_.resize(64);
+        cpool_.resize(pool_.size());
+        for (auto& b : pool_) b.resize(static_cast<size_t>(total_bins_));
+        for (auto& b : cpool_) b.resize(counts_ ? static_cast<size_t>(total_bins_) : 0);
         for (int i = static_cast<int>(pool_.size()) - 1; i >= 0; --i) free_.push_back(i);
         // Features that can split at all (more than one bin, allowed by the mask): the others
         // get no histogram.
         for (int64_t f = 0; f < F; ++f) {
             if (hoff_[f + 1] - hoff_[f] >= 2 && (!mask || mask[f])) active_.push_back(static_cast<int32_t>(f));
         }
-        active_off_.resize(active_.size());
-        for (size_t k = 0; k < active_.size(); ++k) active_off_[k] = hoff_[active_[k]];
     }
 
     ~Grower() {
         const size_t bytes = pool_.size() * static_cast<size_t>(total_bins_) * sizeof(HBin);
-        if (bytes > (size_t(1) << 27)) pool_.clear();  // do not keep more than 128 MB between trees
+        if (bytes > (size_t(1) << 27)) {  // do not keep more than 128 MB between trees
+            pool_.clear();
+            cpool_.clear();
+        }
     }
 
     Tree grow(const int32_t* rows, int64_t n_in, double* scores) {
@@ -242,6 +381,8 @@ public:
         sum_h_.assign(L, 0.0);
         best_.assign(L, SplitInfo());
         hist_.assign(L, -1);
+        usable_.resize(static_cast<size_t>(L));
+        for (auto& u : usable_) u.clear();
         Tree tree;
         count_[0] = n_in;
         double G = 0, H = 0;
@@ -254,16 +395,20 @@ public:
         int n_leaves = 1;
         if (L > 1 && can_split(0)) {
             hist_[0] = acquire();
-            histograms_and_splits(0, hist_[0], true, -1, -1);
+            std::vector<int32_t> all(active_.size());
+            std::iota(all.begin(), all.end(), 0);
+            histograms_and_splits(0, hist_[0], true, -1, -1, all);
         }
         while (n_leaves < L) {
+            // The leaf whose split gains most; of equal gains the split on the lower feature, then
+            // the lower leaf (as LightGBM's SplitInfo order).
             int leaf = -1;
-            double best_gain = p_.min_gain_to_split;
             for (int l = 0; l < n_leaves; ++l) {
-                if (best_[l].feature >= 0 && best_[l].gain > best_gain) {
-                    best_gain = best_[l].gain;
+                const SplitInfo& c = best_[l];
+                if (c.feature < 0 || !(c.gain > p_.min_gain_to_split)) continue;
+                if (leaf < 0 || c.gain > best_[leaf].gain ||
+                    (c.gain == best_[leaf].gain && c.feature < best_[leaf].feature))
                     leaf = l;
-                }
             }
             if (leaf < 0) break;
             split(tree, leaf, n_leaves);
@@ -298,6 +443,7 @@ private:
             return b;
         }
         pool_.emplace_back(static_cast<size_t>(total_bins_));
+        cpool_.emplace_back(counts_ ? static_cast<size_t>(total_bins_) : 0);
         return static_cast<int>(pool_.size()) - 1;
     }
 
@@ -307,126 +453,184 @@ private:
         thread_local std::vector<std::vector<HBin>> pool;
         return pool;
     }
+    static std::vector<std::vector<double>>& cached_count_pool() {
+        thread_local std::vector<std::vector<double>> pool;
+        return pool;
+    }
     void release(int b) {
         if (b >= 0) free_.push_back(b);
     }
     HBin* buffer(int b) { return pool_[b].data(); }
+    double* counts(int b) { return counts_ ? cpool_[b].data() : nullptr; }
 
-    // Histograms of the active features [k0, k1) of the rows r[0..n).
-    void accumulate(const int32_t* r, int64_t n, int64_t k0, int64_t k1, HBin* out) const {
+    // Histograms of the features feat[k0, k1) (their bins start at off[k]) of the rows r[0..n).
+    // Row counts only when the split search uses exact counts.
+    void accumulate(const int32_t* r, int64_t n, const int32_t* feat, const int64_t* off, int64_t k0, int64_t k1,
+                    HBin* out, double* cnt) const {
+        if (cnt)
+            accumulate_impl<true>(r, n, feat, off, k0, k1, out, cnt);
+        else
+            accumulate_impl<false>(r, n, feat, off, k0, k1, out, cnt);
+    }
+    template <bool Counts>
+    void accumulate_impl(const int32_t* r, int64_t n, const int32_t* feat, const int64_t* off, int64_t k0, int64_t k1,
+                         HBin* out, double* cnt) const {
         const int64_t F = d_.n_features;
-        const int64_t* off = active_off_.data();
-        const int32_t* feat = active_.data();
         for (int64_t i = 0; i < n; ++i) {
             const int64_t row = r[i];
             const uint8_t* b = d_.bins + row * F;
             const double g = gh_[2 * row], h = gh_[2 * row + 1];
             for (int64_t k = k0; k < k1; ++k) {
-                HBin& e = out[off[k] + b[feat[k]]];
-                e.g += g;
-                e.h += h;
-                e.c += 1.0;
+                const int64_t j = off[k] + b[feat[k]];
+                out[j].g += g;
+                out[j].h += h;
+                if constexpr (Counts) cnt[j] += 1.0;
             }
         }
     }
 
-    void scan_feature(const HBin* hist, int64_t f, int leaf, SplitInfo& best) const {
-        if (p_.counts_from_hessian)
-            scan_feature_impl<true>(hist, f, leaf, best);
-        else
-            scan_feature_impl<false>(hist, f, leaf, best);
+    // Returns whether the feature has a valid split in the leaf at all.
+    bool scan_feature(const HBin* hist, const double* cnt, int64_t f, int leaf, SplitInfo& best) const {
+        if (!cnt) return scan_feature_impl<true>(hist, cnt, f, leaf, best);
+        return scan_feature_impl<false>(hist, cnt, f, leaf, best);
     }
 
-    // Best split of one feature from its histogram; updates `best` when it gains more.
+    // Best split of one feature from its histogram; updates `best` when it gains more. The
+    // thresholds are scanned as LightGBM does: from the highest bin down (the missing bin, if
+    // the feature has one, on the left), keeping the first of equal gains, so that across a run
+    // of bins empty in this leaf the threshold is the highest of them; then, for a feature with
+    // a missing bin, from the lowest bin up with the missing bin on the right, which replaces
+    // the first only when it gains strictly more. The sums carry LightGBM's kEpsilon.
     template <bool Est>
-    void scan_feature_impl(const HBin* hist, int64_t f, int leaf, SplitInfo& best) const {
-        const double G = sum_g_[leaf], H = sum_h_[leaf], C = static_cast<double>(count_[leaf]);
+    bool scan_feature_impl(const HBin* hist, const double* cnt, int64_t f, int leaf, SplitInfo& best) const {
+        const double G = sum_g_[leaf], H = sum_h_[leaf] + 2 * kEps;
+        const int64_t C = count_[leaf];
         const double parent_gain = leaf_gain(G, H, p_);
-        const double min_data = static_cast<double>(std::max<int64_t>(1, p_.min_data_in_leaf));
+        const double min_gain_shift = parent_gain + p_.min_gain_to_split;
+        const int64_t min_data = p_.min_data_in_leaf;
         const double min_h = p_.min_sum_hessian;
-        const double cnt_factor = H > 0 ? C / H : 0.0;
-        auto count_of = [cnt_factor](const HBin& b) {
-            if constexpr (Est) return std::round(b.h * cnt_factor);
-            else return b.c;
-        };
-        auto consider = [&](int32_t t, bool dl, double lg, double lh, double lc) {
-            const double rh = H - lh;
-            if (lh < min_h || rh < min_h) return;
-            const double gain = leaf_gain(lg, lh, p_) + leaf_gain(G - lg, rh, p_) - parent_gain;
-            if (gain > best.gain || (gain == best.gain && f < best.feature)) {
-                best.gain = gain;
-                best.feature = static_cast<int32_t>(f);
-                best.bin = t;
-                best.default_left = dl;
-                best.lg = lg;
-                best.lh = lh;
-                best.lc = lc;
-            }
+        const double cnt_factor = static_cast<double>(C) / H;
+        const double* hc = Est ? nullptr : cnt + hoff_[f];
+        auto count_of = [cnt_factor, hc](const HBin& b, int t) -> int64_t {
+            if constexpr (Est) return static_cast<int64_t>(b.h * cnt_factor + 0.5);
+            else return static_cast<int64_t>(hc[t]);
         };
         const int nb = d_.n_bins(f);
         const HBin* hb = hist + hoff_[f];
-        const bool miss = d_.has_missing[f] && hb[nb].c > 0;
+        const bool miss = d_.has_missing[f] != 0;
         const float* up = d_.upper + d_.offsets[f];
-        // Missing values (if any) to the right.
-        double lg = 0, lh = 0, lc = 0;
-        const int last = miss ? nb : nb - 1;
-        for (int t = 0; t < last; ++t) {
-            if (hb[t].c == 0 && t + 1 < nb) continue;  // same partition as the previous bin
-            lg += hb[t].g;
-            lh += hb[t].h;
-            lc += count_of(hb[t]);
-            if (lc < min_data) continue;
-            if (C - lc < min_data) break;
-            consider(t, miss ? false : (0.0f <= up[t]), lg, lh, lc);
-        }
-        if (miss) {
-            lg = hb[nb].g;
-            lh = hb[nb].h;
-            lc = count_of(hb[nb]);
-            for (int t = 0; t < nb - 1; ++t) {
-                if (hb[t].c == 0) continue;
-                lg += hb[t].g;
-                lh += hb[t].h;
-                lc += count_of(hb[t]);
-                if (lc < min_data) continue;
-                if (C - lc < min_data) break;
-                consider(t, true, lg, lh, lc);
+        SplitInfo s;
+        {
+            double rg = 0, rh = kEps;
+            int64_t rc = 0;
+            for (int t = nb - 1; t >= 1; --t) {
+                rg += hb[t].g;
+                rh += hb[t].h;
+                rc += count_of(hb[t], t);
+                if (rc < min_data || rh < min_h) continue;
+                const int64_t lc = C - rc;
+                if (lc < min_data) break;
+                const double lh = H - rh;
+                if (lh < min_h) break;
+                const double lg = G - rg;
+                const double gain = leaf_gain(lg, lh, p_) + leaf_gain(rg, rh, p_);
+                if (!(gain > min_gain_shift)) continue;
+                if (gain > s.gain) {
+                    s.gain = gain;
+                    s.bin = t - 1;
+                    s.default_left = miss ? true : (0.0f <= up[t - 1]);
+                    s.lg = lg;
+                    s.lh = lh - kEps;
+                    s.lc = static_cast<double>(lc);
+                }
             }
         }
+        if (miss) {
+            SplitInfo fw;
+            double lg = 0, lh = kEps;
+            int64_t lc = 0;
+            for (int t = 0; t < nb; ++t) {
+                lg += hb[t].g;
+                lh += hb[t].h;
+                lc += count_of(hb[t], t);
+                if (lc < min_data || lh < min_h) continue;
+                const int64_t rc = C - lc;
+                if (rc < min_data) break;
+                const double rh = H - lh;
+                if (rh < min_h) break;
+                const double rg = G - lg;
+                const double gain = leaf_gain(lg, lh, p_) + leaf_gain(rg, rh, p_);
+                if (!(gain > min_gain_shift)) continue;
+                if (gain > fw.gain) {
+                    fw.gain = gain;
+                    fw.bin = t;
+                    fw.default_left = false;
+                    fw.lg = lg;
+                    fw.lh = lh - kEps;
+                    fw.lc = static_cast<double>(lc);
+                }
+            }
+            if (fw.bin >= 0 && fw.gain > s.gain) s = fw;
+        }
+        if (s.bin < 0) return false;
+        s.gain -= parent_gain;
+        s.feature = static_cast<int32_t>(f);
+        if (s.gain > best.gain || (s.gain == best.gain && f < best.feature)) best = s;
+        return true;
     }
 
-    // One pass over the features, in parallel over feature blocks: the histogram of `small`
-    // (built from its rows into small_buf), the histogram of `large` (parent_buf minus
-    // small_buf, when large >= 0 and it may split) and the best splits of both.
-    void histograms_and_splits(int small, int small_buf, bool split_small, int large, int parent_buf) {
-        const int64_t A = static_cast<int64_t>(active_.size());
+    // One pass over the features `feats` (positions in active_), in parallel over blocks of
+    // them: the histogram of `small` (built from its rows into small_buf), the histogram of
+    // `large` (parent_buf minus small_buf, when large >= 0 and it may split) and the best splits
+    // of both. A feature stays in a child's list usable_ only when it has a valid split there:
+    // as in LightGBM, a feature that cannot split a leaf is not tried again below it.
+    void histograms_and_splits(int small, int small_buf, bool split_small, int large, int parent_buf,
+                               const std::vector<int32_t>& feats) {
+        const int64_t A = static_cast<int64_t>(feats.size());
         const int64_t n = count_[small];
         const int32_t* r = idx_.data() + begin_[small];
         HBin* S = buffer(small_buf);
         HBin* P = large >= 0 ? buffer(parent_buf) : nullptr;
-        const int64_t work = n * A + (large >= 0 ? total_bins_ : 0);
-        const int workers = work >= (1 << 13) ? threads_ : 1;
+        double* Sc = counts(small_buf);
+        double* Pc = large >= 0 ? counts(parent_buf) : nullptr;
+        feat_.resize(static_cast<size_t>(A));
+        feat_off_.resize(static_cast<size_t>(A));
+        ok_small_.assign(static_cast<size_t>(A), 0);
+        ok_large_.assign(static_cast<size_t>(A), 0);
+        for (int64_t k = 0; k < A; ++k) {
+            feat_[k] = active_[feats[k]];
+            feat_off_[k] = hoff_[feat_[k]];
+        }
+        int64_t bins = 0;
+        for (int64_t k = 0; k < A; ++k) bins += hoff_[feat_[k] + 1] - hoff_[feat_[k]];
+        const int64_t work = n * A + (large >= 0 ? bins : 0);
+        // A pass runs on the team only when it is long (about 0.1 ms of bin updates or more):
+        // every parallel pass waits for the slowest thread, and on a machine shared with other
+        // work a thread may be off its core for a scheduler time slice.
+        const int workers = work >= (1 << 17) ? threads_ : 1;
         const int64_t block = std::max<int64_t>(1, (A + 4 * workers - 1) / (4 * workers));
         const int64_t n_blocks = (A + block - 1) / block;
         std::vector<SplitInfo> best_s(static_cast<size_t>(workers)), best_l(static_cast<size_t>(workers));
         team_.run(n_blocks, workers, [&](int64_t blk, int w) {
             const int64_t k0 = blk * block, k1 = std::min(A, k0 + block);
             for (int64_t k = k0; k < k1; ++k) {
-                const int64_t f = active_[k];
-                std::fill(S + hoff_[f], S + hoff_[f + 1], HBin{0, 0, 0});
+                const int64_t f = feat_[k];
+                std::fill(S + hoff_[f], S + hoff_[f + 1], HBin{0, 0});
+                if (Sc) std::fill(Sc + hoff_[f], Sc + hoff_[f + 1], 0.0);
             }
-            accumulate(r, n, k0, k1, S);
+            accumulate(r, n, feat_.data(), feat_off_.data(), k0, k1, S, Sc);
             for (int64_t k = k0; k < k1; ++k) {
-                const int64_t f = active_[k];
+                const int64_t f = feat_[k];
                 if (P) {
                     for (int64_t j = hoff_[f]; j < hoff_[f + 1]; ++j) {
                         P[j].g -= S[j].g;
                         P[j].h -= S[j].h;
-                        P[j].c -= S[j].c;
                     }
+                    if (Pc)
+                        for (int64_t j = hoff_[f]; j < hoff_[f + 1]; ++j) Pc[j] -= Sc[j];
                 }
-                if (split_small) scan_feature(S, f, small, best_s[w]);
-                if (P) scan_feature(P, f, large, best_l[w]);
+                if (split_small) ok_small_[k] = scan_feature(S, Sc, f, small, best_s[w]);
+                if (P) ok_large_[k] = scan_feature(P, Pc, f, large, best_l[w]);
             }
         });
         auto merge = [](const std::vector<SplitInfo>& v) {
@@ -435,8 +639,20 @@ private:
                 if (s.feature >= 0 && (s.gain > b.gain || (s.gain == b.gain && s.feature < b.feature))) b = s;
             return b;
         };
-        if (split_small) best_[small] = merge(best_s);
-        if (P) best_[large] = merge(best_l);
+        auto keep = [&](int leaf, const std::vector<uint8_t>& ok) {
+            std::vector<int32_t>& u = usable_[leaf];
+            u.clear();
+            for (int64_t k = 0; k < A; ++k)
+                if (ok[k]) u.push_back(feats[k]);
+        };
+        if (split_small) {
+            best_[small] = merge(best_s);
+            keep(small, ok_small_);
+        }
+        if (P) {
+            best_[large] = merge(best_l);
+            keep(large, ok_large_);
+        }
     }
 
     void split(Tree& tree, int leaf, int new_leaf) {
@@ -497,15 +713,17 @@ private:
             release(parent_buf);
             return;
         }
-        const bool left_small = nl <= nr;
+        const bool left_small = nl < nr;  // of equal sizes, the right child is built (as LightGBM)
         const int small = left_small ? leaf : new_leaf, large = left_small ? new_leaf : leaf;
         const bool split_small = can_split(small), split_large = can_split(large);
         if (!split_small && !split_large) {
             release(parent_buf);
             return;
         }
+        const std::vector<int32_t> feats = std::move(usable_[leaf]);
+        usable_[leaf].clear();
         const int sb = acquire();
-        histograms_and_splits(small, sb, split_small, split_large ? large : -1, parent_buf);
+        histograms_and_splits(small, sb, split_small, split_large ? large : -1, parent_buf, feats);
         if (split_large) {
             hist_[large] = parent_buf;
         } else {
@@ -526,7 +744,10 @@ private:
     Team team_;
     std::vector<int64_t> hoff_;
     std::vector<int32_t> active_;
-    std::vector<int64_t> active_off_;
+    std::vector<std::vector<int32_t>> usable_;  // per leaf: the positions in active_ it may split on
+    std::vector<int32_t> feat_;
+    std::vector<int64_t> feat_off_;
+    std::vector<uint8_t> ok_small_, ok_large_;
     int64_t total_bins_ = 0;
     std::vector<int32_t> idx_, tmp_;
     std::vector<int64_t> begin_, count_;
@@ -535,7 +756,9 @@ private:
     std::vector<double> sum_g_, sum_h_;
     std::vector<SplitInfo> best_;
     std::vector<int> hist_;
+    bool counts_;  // histograms hold exact row counts (min_data_in_leaf on exact counts)
     std::vector<std::vector<HBin>>& pool_;
+    std::vector<std::vector<double>>& cpool_;
     std::vector<int> free_;
 };
 
@@ -568,29 +791,36 @@ inline int32_t leaf_of(const int32_t* left, const int32_t* right, int64_t n_node
 }  // namespace
 
 BinEdges find_bins(const float* X, int64_t n_rows, int64_t n_features, int max_bin, int min_data_in_bin,
-                   int64_t sample_rows, int n_threads) {
+                   int64_t sample_rows, int64_t min_split_rows, int n_threads) {
     if (max_bin < 2 || max_bin > 255) throw std::invalid_argument("max_bin must be in [2, 255], got " + std::to_string(max_bin));
     if (n_rows < 0 || n_features < 0) throw std::invalid_argument("negative data shape");
+    if (min_data_in_bin < 0 || min_split_rows < 0) throw std::invalid_argument("min_data_in_bin and min_split_rows must be >= 0");
     const int64_t n_sample = sample_rows > 0 ? std::min(n_rows, sample_rows) : n_rows;
+    // the split-rows filter applies to the sample, scaled
+    const int64_t split_rows = n_rows > 0 ? static_cast<int64_t>(static_cast<double>(min_split_rows) * n_sample / n_rows) : 0;
     std::vector<std::vector<float>> edges(static_cast<size_t>(n_features));
     std::vector<uint8_t> missing(static_cast<size_t>(n_features), 0);
     parallel_for(0, n_features, n_threads, [&](int64_t f, int) {
-        std::vector<float> v;
-        v.reserve(static_cast<size_t>(n_sample));
-        bool any_missing = false;
+        std::vector<double> v;
+        int64_t n_missing = 0, n_zero = 0;
         for (int64_t i = 0; i < n_sample; ++i) {
             const int64_t row = n_sample == n_rows ? i : (i * n_rows) / n_sample;
             const float x = X[row * n_features + f];
             if (std::isnan(x))
-                any_missing = true;
+                ++n_missing;
+            else if (std::fabs(static_cast<double>(x)) > kZeroThreshold)
+                v.push_back(static_cast<double>(x));
             else
-                v.push_back(x);
+                ++n_zero;
         }
+        bool any_missing = n_missing > 0;
         if (!any_missing && n_sample < n_rows) {
             for (int64_t r = 0; r < n_rows && !any_missing; ++r) any_missing = std::isnan(X[r * n_features + f]);
         }
-        edges[f] = feature_edges(v, any_missing ? max_bin : max_bin, min_data_in_bin);
-        missing[f] = any_missing ? 1 : 0;
+        bool trivial = false;
+        edges[f] = feature_edges(v, n_zero, any_missing ? std::max<int64_t>(n_missing, 1) : 0, max_bin, min_data_in_bin,
+                                 split_rows, trivial);
+        missing[f] = any_missing && !trivial ? 1 : 0;
     });
     BinEdges out;
     out.offsets.resize(static_cast<size_t>(n_features + 1), 0);

@@ -71,6 +71,82 @@ int label_index(float y, size_t n_gains) {
     return static_cast<int>(y);
 }
 
+// DCG of the ideal order of the labels `lab` down to `truncation` (gains by label, largest first).
+double max_dcg_at(const std::vector<int>& lab, int64_t truncation, const std::vector<double>& gains,
+                  const std::vector<double>& disc, std::vector<int>& sorted) {
+    sorted.assign(lab.begin(), lab.end());
+    std::sort(sorted.begin(), sorted.end(), std::greater<int>());
+    double max_dcg = 0.0;
+    const int64_t top = std::min<int64_t>(static_cast<int64_t>(sorted.size()), truncation);
+    for (int64_t i = 0; i < top; ++i) max_dcg += gains[sorted[i]] * disc[i];
+    return max_dcg;
+}
+
+// The logistic 1 / (1 + exp(sigma x)) at x rounded down to a grid of 2^20 points over
+// [-25 / sigma, 25 / sigma] (clamped outside it): the values of LightGBM's lookup table, computed
+// the same way in double precision, so that lambdarank's gradients agree with LightGBM's to the
+// last bit. The grid step, 5e-5 / sigma, changes the logistic by at most 1.2e-5.
+struct GridLogistic {
+    static constexpr size_t kPoints = size_t(1) << 20;
+    double sigma, lo, hi, factor;
+    explicit GridLogistic(double s) : sigma(s) {
+        lo = -50.0 / sigma / 2;
+        hi = -lo;
+        factor = static_cast<double>(kPoints) / (hi - lo);
+    }
+    double operator()(double x) const {
+        size_t i;
+        if (x <= lo)
+            i = 0;
+        else if (x >= hi)
+            i = kPoints - 1;
+        else
+            i = static_cast<size_t>((x - lo) * factor);
+        const double at = static_cast<double>(i) / factor + lo;
+        return 1.0 / (1.0 + std::exp(at * sigma));
+    }
+};
+
+// The training gradients of one lambdarank query with LightGBM's arithmetic: the same
+// order of operations, the logistic on its grid (GridLogistic), the per-document sums kept in
+// float32 and 0.01 as a float32 constant. `inv_max_dcg` is 1 / (max DCG at the truncation).
+void lambdarank_lightgbm(const double* s, const float* y, int64_t n, const ObjectiveParams& p,
+                         const std::vector<double>& gains, const std::vector<int>& lab, double inv_max_dcg,
+                         const GridLogistic& logistic, const std::vector<double>& disc, std::vector<int64_t>& order,
+                         float* gh) {
+    for (int64_t i = 0; i < n; ++i) gh[2 * i] = gh[2 * i + 1] = 0.0f;
+    order_by_score(s, n, order);
+    const double sigma = p.sigmoid;
+    const double best = s[order[0]], worst = s[order[n - 1]];
+    const int64_t top = std::min<int64_t>(n - 1, p.truncation_level);
+    constexpr double kShift = static_cast<double>(0.01f);
+    double sum_lambdas = 0.0;
+    for (int64_t i = 0; i < top; ++i) {
+        for (int64_t j = i + 1; j < n; ++j) {
+            const int64_t a = order[i], b = order[j];
+            if (y[a] == y[b]) continue;
+            const bool a_high = y[a] > y[b];
+            const int64_t high_rank = a_high ? i : j, low_rank = a_high ? j : i;
+            const int64_t high = order[high_rank], low = order[low_rank];
+            const double delta = s[high] - s[low];
+            double w = (gains[lab[high]] - gains[lab[low]]) * std::fabs(disc[high_rank] - disc[low_rank]) * inv_max_dcg;
+            if (p.normalize && best != worst) w /= kShift + std::fabs(delta);
+            const double pr = logistic(delta);
+            const double lambda = pr * (-sigma * w);
+            const double hess = pr * (1.0 - pr) * (sigma * sigma * w);
+            gh[2 * low] -= static_cast<float>(lambda);
+            gh[2 * low + 1] += static_cast<float>(hess);
+            gh[2 * high] += static_cast<float>(lambda);
+            gh[2 * high + 1] += static_cast<float>(hess);
+            sum_lambdas -= 2 * lambda;
+        }
+    }
+    if (p.normalize && sum_lambdas > 0) {
+        const double factor = std::log2(1 + sum_lambdas) / sum_lambdas;
+        for (int64_t i = 0; i < 2 * n; ++i) gh[i] = static_cast<float>(gh[i] * factor);
+    }
+}
+
 // One query of LambdaMART (Burges 2010) as LightGBM computes it. The order, the |dNDCG|
 // weights, the 1/(0.01 + |ds|) normalization and the final log2(1 + sum)/sum scaling are taken
 // at `ref`; the pairwise logistic terms at `cur` (ref == cur for training). Adds the loss of
@@ -213,6 +289,9 @@ void gradients(Objective objective, const double* scores, const float* labels, i
     const int workers = planned_workers(n_groups, n_threads, 8);
     std::vector<std::vector<int64_t>> orders(workers);
     std::vector<std::vector<double>> lams(workers), hess(workers), discs(workers);
+    std::vector<std::vector<int>> labs(workers), sorted_labs(workers);
+    const GridLogistic logistic(params.sigmoid);
+    const int64_t p_trunc = params.truncation_level;
     parallel_for(0, n_groups, n_threads, [&](int64_t q, int w) {
         const int64_t lo = group_offsets[q], n = group_offsets[q + 1] - lo;
         if (n == 0) return;
@@ -220,9 +299,21 @@ void gradients(Objective objective, const double* scores, const float* labels, i
         if (objective == Objective::RankXendcg) {
             const uint64_t stream = mix64(mix64(params.seed ^ mix64(static_cast<uint64_t>(params.iteration))) + static_cast<uint64_t>(q)) ;
             xendcg_query(scores + lo, labels + lo, n, stream, g, nullptr);
+        } else if (objective == Objective::LambdaRank) {
+            const float* y = labels + lo;
+            std::vector<int>& lab = labs[w];
+            lab.resize(static_cast<size_t>(n));
+            for (int64_t i = 0; i < n; ++i) lab[i] = label_index(y[i], gains.size());
+            ensure_discounts(discs[w], n);
+            const double max_dcg = max_dcg_at(lab, p_trunc, gains, discs[w], sorted_labs[w]);
+            if (max_dcg <= 0.0) {
+                for (int64_t i = 0; i < 2 * n; ++i) g[i] = 0.0f;
+                return;
+            }
+            lambdarank_lightgbm(scores + lo, y, n, params, gains, lab, 1.0 / max_dcg, logistic, discs[w], orders[w], g);
         } else {
-            lambdarank_query(scores + lo, scores + lo, labels + lo, n, params, gains,
-                             objective == Objective::LambdaRank, g, nullptr, orders[w], lams[w], hess[w], discs[w]);
+            lambdarank_query(scores + lo, scores + lo, labels + lo, n, params, gains, false, g, nullptr, orders[w],
+                             lams[w], hess[w], discs[w]);
         }
     }, 8);
 }

@@ -412,7 +412,13 @@ _U8 = npt.NDArray[np.uint8]
 class _Ranking(ModuleType):
     OBJECTIVES: tuple[str, ...]
     def find_bins(
-        self, X: _F32, max_bin: int = 255, min_data_in_bin: int = 3, sample_rows: int = 200000, n_threads: int = 0
+        self,
+        X: _F32,
+        max_bin: int = 255,
+        min_data_in_bin: int = 3,
+        sample_rows: int = 200000,
+        n_threads: int = 0,
+        min_split_rows: int = 0,
     ) -> tuple[_F32, _I64, _U8]: ...
     def apply_bins(self, X: _F32, upper: _F32, offsets: _I64, has_missing: _U8, n_threads: int = 0) -> _U8: ...
     def gradients(
@@ -462,7 +468,7 @@ class _Ranking(ModuleType):
         lambda_l2: float = 0.0,
         min_gain_to_split: float = 0.0,
         learning_rate: float = 0.1,
-        counts_from_hessian: bool = False,
+        counts_from_hessian: bool = True,
         n_threads: int = 0,
     ) -> dict[str, np.ndarray]: ...
     def add_tree_binned(

@@ -36,10 +36,16 @@ def _progress(total: int, show: bool) -> Any:
 class LambdaMART(Ranker):
     """Gradient-boosted regression trees on histograms, trained for ranking (LambdaMART).
 
-    Features are binned once into at most ``max_bin`` quantile bins (NaN is a value of its
-    own: "missing", sent to whichever side of a split gains more); trees grow leaf-wise to
-    ``num_leaves`` leaves from per-bin sums of gradients and hessians, the larger child's
-    histogram obtained by subtraction. The objective decides what the trees fit:
+    Features are binned once into at most ``max_bin`` quantile bins by LightGBM's rule (zero
+    is a bin of its own, a bin holds at least ``min_data_in_bin`` rows; NaN is a value of its
+    own: "missing", sent to whichever side of a split gains more); with ``feature_pre_filter``
+    a feature that no bin edge splits into two sides of ``min_data_in_leaf`` rows is dropped.
+    Trees grow leaf-wise to ``num_leaves`` leaves from per-bin sums of gradients and
+    hessians, the larger child's histogram obtained by subtraction, with LightGBM's split
+    search: ``min_data_in_leaf`` is checked on row counts estimated from the hessians
+    (``counts_from_hessian=False``: exact counts), and a feature that cannot split a leaf is
+    not tried below it. With the same hyperparameters the trees are LightGBM's, up to ties
+    between equally good splits. The objective decides what the trees fit:
 
     ``lambdarank``
         LambdaMART (Burges 2010) as LightGBM computes it: for every pair of documents of a
@@ -85,13 +91,14 @@ class LambdaMART(Ranker):
         lambda_l1: float = 0.0,
         lambda_l2: float = 0.0,
         min_gain_to_split: float = 0.0,
-        counts_from_hessian: bool = False,
+        counts_from_hessian: bool = True,
         subsample: float = 1.0,
         subsample_freq: int = 1,
         colsample_bytree: float = 1.0,
         max_bin: int = 255,
         min_data_in_bin: int = 3,
         bin_sample_rows: int = 200000,
+        feature_pre_filter: bool = True,
         label_gain: Sequence[float] | None = None,
         truncation_level: int = 30,
         lambdarank_norm: bool = True,
@@ -121,6 +128,7 @@ class LambdaMART(Ranker):
         self.max_bin = max_bin
         self.min_data_in_bin = min_data_in_bin
         self.bin_sample_rows = bin_sample_rows
+        self.feature_pre_filter = feature_pre_filter
         self.label_gain = label_gain
         self.truncation_level = truncation_level
         self.lambdarank_norm = lambdarank_norm
@@ -227,7 +235,9 @@ class LambdaMART(Ranker):
         if self.objective in _RANKING_OBJECTIVES and group is None and qid is None:
             raise ValueError(f"objective {self.objective!r} needs the queries: pass group= (sizes or ids) or qid=")
         threads = self._threads()
-        upper, boff, miss = _core.ranking.find_bins(Xa, c["max_bin"], c["min_data_in_bin"], c["bin_sample_rows"], threads)
+        split_rows = c["min_data_in_leaf"] if self.feature_pre_filter else 0
+        upper, boff, miss = _core.ranking.find_bins(Xa, c["max_bin"], c["min_data_in_bin"], c["bin_sample_rows"], threads,
+                                                    split_rows)
         bins = _core.ranking.apply_bins(Xa, upper, boff, miss, threads)
         valid = self._valid_sets(eval_set, eval_group, eval_qid, F, c, upper, boff, miss, threads)
         if c["early_stopping_rounds"] is not None and not valid:

@@ -1,15 +1,16 @@
 // Histogram gradient-boosted decision trees for learning to rank (LambdaMART and friends).
 //
-// Features are pre-binned once: every feature gets up to max_bin value bins with quantile
-// edges (bin b holds the values x with upper[b-1] < x <= upper[b], the last upper edge is
-// +inf) and, when the training data has NaN in that feature, one more bin for missing values.
+// Features are pre-binned once: every feature gets up to max_bin value bins (LightGBM's rule,
+// see find_bins; bin b holds the values x with upper[b-1] < x <= upper[b], the last upper edge
+// is +inf) and, when the training data has NaN in that feature, one more bin for missing values.
 // Bins are stored row-wise as uint8 (n_rows x n_features), so max_bin <= 255.
 //
 // A tree grows leaf-wise (best-first): the leaf whose best split gains most is split next, up
 // to num_leaves leaves. A leaf's histogram holds per bin the sums of gradients, hessians and
 // row counts; the smaller child's is built from its rows (threads over row blocks), the larger
 // child's is the parent's minus the smaller's. The split of a feature at bin t sends bins
-// <= t left; the missing bin goes to whichever side gains more (default_left). With
+// <= t left; the missing bin goes to whichever side gains more (default_left). The split search
+// is LightGBM's (grow_tree says how). With
 // G, H the sums of a side, l1/l2 the regularization and T(G) = sign(G) max(|G| - l1, 0):
 //
 //     leaf value = -T(G) / (H + l2),  gain(side) = T(G)^2 / (H + l2),
@@ -33,12 +34,20 @@ struct BinEdges {
     std::vector<uint8_t> has_missing; // 1 when the feature has a missing bin (index n_bins[f])
 };
 
-// Quantile edges from the rows of X (n_rows x n_features, row-major float32; NaN = missing).
-// Features with at most max_bin distinct values get one bin per value (edges half-way between
-// consecutive values); others get bins of about equal counts, each holding at least
-// min_data_in_bin rows where possible. At most `sample_rows` rows (chosen evenly) are read.
+// Bin edges from the rows of X (n_rows x n_features, row-major float32; NaN = missing), by
+// LightGBM's rule (its GreedyFindBin within FindBinWithZeroAsOneBin): values x with
+// |x| <= 1e-35 form one bin of their own, the negative and the positive values are binned apart
+// and share the other bins in proportion to their rows. A side with few distinct values gets
+// one bin per value, merging a value into the next while the bin holds fewer than
+// min_data_in_bin rows; otherwise bins of about equal counts (a value that alone holds a bin's
+// share gets a bin of its own) with at most rows / min_data_in_bin bins. An edge lies just above
+// the midpoint of the values it separates (as float32: the largest float at or below it).
+// With NaN in the feature, max_bin - 1 value bins and the missing bin. At most `sample_rows`
+// rows (chosen evenly) are read. min_split_rows > 0 (LightGBM's feature_pre_filter): a
+// feature that no bin edge splits into two sides of at least that many rows (scaled to the
+// sample) gets a single bin and no missing bin, so it is never split.
 BinEdges find_bins(const float* X, int64_t n_rows, int64_t n_features, int max_bin, int min_data_in_bin,
-                   int64_t sample_rows, int n_threads);
+                   int64_t sample_rows, int64_t min_split_rows, int n_threads);
 
 // Bin index of every value (row-major, n_rows x n_features); NaN goes to the missing bin, or
 // to the bin of 0.0 when the feature had no NaN in training.
@@ -70,7 +79,7 @@ struct TreeParams {
     double learning_rate = 0.1;  // leaf values are multiplied by it
     // min_data_in_leaf on row counts estimated from hessians, count ~ hessian * n / H of the
     // leaf, as LightGBM does (its histograms hold no counts); false: exact counts.
-    bool counts_from_hessian = false;
+    bool counts_from_hessian = true;
 };
 
 // One tree. Internal node i splits feature[i] at threshold_bin[i] (raw value threshold[i]):
@@ -89,8 +98,14 @@ struct Tree {
 
 // Grows one tree on the rows `rows` (n_in indices into data; null = all rows) with per-row
 // gradients and hessians packed as (g, h) pairs (2 * n_rows floats). feature_mask (n_features,
-// null = all) marks the features a split may use. Adds the tree's leaf values to scores[r]
-// for the rows it was grown on (scores may be null).
+// null = all) marks the features a split may use.
+// The split search follows LightGBM's serial tree learner: thresholds scanned from the highest
+// bin down (missing bin left) keeping the first of equal gains, then for features with a
+// missing bin from the lowest up (missing bin right), winning only when strictly better;
+// min_data_in_leaf on hessian-estimated counts when counts_from_hessian; a feature without a
+// valid split in a leaf is not tried below it; equal gains go to the lower feature, and the
+// leaf split next is the one that gains most. Adds the tree's leaf values to scores[r] for the
+// rows it was grown on (scores may be null).
 Tree grow_tree(const Binned& data, const float* grad_hess, const int32_t* rows, int64_t n_in,
                const uint8_t* feature_mask, const TreeParams& params, double* scores, int n_threads);
 
