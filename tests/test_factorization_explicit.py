@@ -136,11 +136,12 @@ def _svd_epoch_numpy(users, items, ratings, P, Q, bu, bi, mu, biased):
 @pytest.mark.parametrize("dtype,kernel,tol", [
     (np.float64, None, 1e-12), (np.float32, None, 2e-5), (np.float32, "generic", 2e-5), (np.float32, "avx2", 2e-5),
 ])
-def test_svd_epoch_matches_numpy(biased, dtype, kernel, tol, monkeypatch):
+@pytest.mark.parametrize("k", [19, 45])
+def test_svd_epoch_matches_numpy(biased, dtype, kernel, tol, k, monkeypatch):
     if kernel:
         monkeypatch.setenv("RECFORGE_VECTOR_KERNEL", kernel)
     R, rng = _random_ratings()
-    k = 19  # not a multiple of the vector width: exercises the tails
+    # not multiples of the vector width: the tails; 45 = 32 + 8 + 5 takes every branch
     users = np.repeat(np.arange(R.shape[0], dtype=np.int32), np.diff(R.indptr))
     items, ratings = R.indices.astype(np.int32), R.data
     # a mixed order: neighbours that share a user or an item, and neighbours that do not (the
