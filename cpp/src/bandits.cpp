@@ -123,11 +123,12 @@ void check_mask(const uint8_t* mask, int64_t n_mask_rows, int64_t n_rows) {
 
 // Candidate arms of row r, in index order.
 void candidates_of(const uint8_t* mask, int64_t n_mask_rows, int64_t r, int64_t n_arms, std::vector<int32_t>& cand) {
-    cand.clear();
     if (!mask) {
-        for (int64_t a = 0; a < n_arms; ++a) cand.push_back(static_cast<int32_t>(a));
+        cand.resize(static_cast<size_t>(n_arms));
+        std::iota(cand.begin(), cand.end(), 0);
         return;
     }
+    cand.clear();
     const uint8_t* row = mask + (n_mask_rows == 1 ? 0 : r) * n_arms;
     for (int64_t a = 0; a < n_arms; ++a)
         if (row[a]) cand.push_back(static_cast<int32_t>(a));
@@ -931,50 +932,45 @@ bool cholesky_in_place(double* S, int64_t d) {
     return true;
 }
 
-// An upper bound of the largest eigenvalue of the symmetric matrix G (d x d, row-major).
-// Gershgorin's bound always holds; a tighter one comes from a few power iterations (which
-// estimate the largest eigenvalue from below) and is accepted only once t I - G is shown to be
-// positive definite by a Cholesky factorisation, which proves lambda_max(G) < t.
-double eigen_upper_bound(const double* G, int64_t d, std::vector<double>& v, std::vector<double>& w,
-                         std::vector<double>& S) {
-    double gersh = 0.0;
+// An upper bound of the largest eigenvalue of the symmetric matrix G (d x d, row-major):
+// lambda_max(G) <= rho(|G|) <= max_i (|G| w)_i / w_i for any positive vector w (Collatz-
+// Wielandt). w starts from the row sums of |G| (which gives Gershgorin's bound) and takes two
+// steps of power iteration on |G|; the smallest of the bounds is returned.
+double eigen_upper_bound(const double* G, int64_t d, std::vector<double>& absG, std::vector<double>& w,
+                         std::vector<double>& w2) {
+    absG.resize(static_cast<size_t>(d * d));
+    w.assign(static_cast<size_t>(d), 0.0);
+    w2.resize(static_cast<size_t>(d));
+    double bound = 0.0;
     for (int64_t i = 0; i < d; ++i) {
         double r = 0.0;
-        for (int64_t j = 0; j < d; ++j) r += std::abs(G[i * d + j]);
-        gersh = std::max(gersh, r);
-    }
-    if (!std::isfinite(gersh)) return gersh;
-    v.resize(static_cast<size_t>(d));
-    w.resize(static_cast<size_t>(d));
-    // start from a vector with no special direction: the square roots of the diagonal plus a ramp
-    for (int64_t i = 0; i < d; ++i) v[i] = std::sqrt(std::abs(G[i * d + i])) + 1e-3 * static_cast<double>(i + 1);
-    double mu = 0.0;
-    for (int it = 0; it < 10; ++it) {
-        double nv = 0.0;
-        for (int64_t i = 0; i < d; ++i) nv += v[i] * v[i];
-        if (!(nv > 0.0)) return gersh;
-        const double inv = 1.0 / std::sqrt(nv);
-        // w = G v / |v| as a sum of rows (G is symmetric), mu = v^T G v / |v|^2
-        std::fill(w.begin(), w.end(), 0.0);
         for (int64_t j = 0; j < d; ++j) {
-            const double* g = G + j * d;
-            const double vj = v[j] * inv;
-            for (int64_t i = 0; i < d; ++i) w[i] += g[i] * vj;
+            absG[i * d + j] = std::abs(G[i * d + j]);
+            r += absG[i * d + j];
         }
-        mu = 0.0;
-        for (int64_t i = 0; i < d; ++i) mu += v[i] * inv * w[i];
-        std::swap(v, w);
+        w[i] = r;
+        bound = std::max(bound, r);
     }
-    if (!(mu > 0.0)) return gersh;
-    S.resize(static_cast<size_t>(d * d));
-    for (double grow : {1.2, 1.5}) {
-        const double t = mu * grow;
-        if (t >= gersh) break;
-        for (int64_t i = 0; i < d * d; ++i) S[i] = -G[i];
-        for (int64_t i = 0; i < d; ++i) S[i * d + i] += t;
-        if (cholesky_in_place(S.data(), d)) return t;
+    if (!std::isfinite(bound)) return bound;
+    for (int it = 0; it < 2; ++it) {
+        double top = 0.0;
+        for (int64_t i = 0; i < d; ++i) {
+            if (!(w[i] > 0.0)) return bound;
+            top = std::max(top, w[i]);
+        }
+        for (int64_t i = 0; i < d; ++i) w[i] /= top;  // keep the scale near 1
+        std::fill(w2.begin(), w2.end(), 0.0);
+        for (int64_t j = 0; j < d; ++j) {  // |G| is symmetric: a sum of rows
+            const double* g = absG.data() + j * d;
+            const double wj = w[j];
+            for (int64_t i = 0; i < d; ++i) w2[i] += g[i] * wj;
+        }
+        double b = 0.0;
+        for (int64_t i = 0; i < d; ++i) b = std::max(b, w2[i] / w[i]);
+        bound = std::min(bound, b);
+        std::swap(w, w2);
     }
-    return gersh;
+    return bound;
 }
 
 LinearPrepared prepare(const LinearState& s) {
