@@ -207,10 +207,14 @@ void tie_probabilities(const double* score, const std::vector<int32_t>& cand, do
 
 // Top-k of sampled values among the candidates into order[0..k).
 void top_k_of(const double* value, const std::vector<int32_t>& cand, int64_t k, std::vector<int32_t>& order) {
-    if (k == 1) {
+    if (k == 1) {  // the first of the largest values, with the running best in a register
         int32_t best = cand[0];
+        double bv = value[best];
         for (int32_t a : cand)
-            if (value[a] > value[best]) best = a;
+            if (value[a] > bv) {
+                bv = value[a];
+                best = a;
+            }
         order.assign(1, best);
         return;
     }
@@ -1351,8 +1355,12 @@ void linucb_select_pruned(const LinearState& s, const LinearPrepared& lp, const 
                 double T;
                 if (k == 1) {
                     int32_t best = cand[0];
+                    double bv = ub[best];
                     for (int32_t a : cand)
-                        if (ub[a] > ub[best]) best = a;
+                        if (ub[a] > bv) {
+                            bv = ub[a];
+                            best = a;
+                        }
                     T = exact(best);
                 } else {
                     sc.top.assign(cand.begin(), cand.end());
@@ -1375,6 +1383,59 @@ void linucb_select_pruned(const LinearState& s, const LinearPrepared& lp, const 
             }
         },
         1);
+}
+
+// One Sherman-Morrison step of the disjoint model on the d x d row-major A^-1 (d <= 32):
+// u = A^-1 x (a sum of rows, A^-1 being symmetric), A^-1 -= (u_p u_j) / (1 + x.u), keeping
+// A^-1 exactly symmetric like the portable loop.
+template <int NV>
+__attribute__((target("avx2,fma"))) void sherman_morrison_avx2_nv(double* Ap, const double* x, int64_t d) {
+    const int64_t tail = d - 4 * (NV - 1);  // 1..4 valid entries in the last vector
+    const __m256i tmask = _mm256_cmpgt_epi64(_mm256_set1_epi64x(tail), _mm256_setr_epi64x(0, 1, 2, 3));
+    auto load = [&](const double* p, int v) __attribute__((target("avx2,fma"))) {
+        return v == NV - 1 ? _mm256_maskload_pd(p + 4 * v, tmask) : _mm256_loadu_pd(p + 4 * v);
+    };
+    __m256d u[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) u[v] = _mm256_setzero_pd();
+    for (int64_t j = 0; j < d; ++j) {
+        const __m256d xj = _mm256_set1_pd(x[j]);
+        const double* row = Ap + j * d;
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) u[v] = _mm256_fmadd_pd(load(row, v), xj, u[v]);
+    }
+    alignas(32) double us[4 * NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) _mm256_store_pd(us + 4 * v, u[v]);
+    double q = 0.0;
+    for (int64_t p = 0; p < d; ++p) q += x[p] * us[p];
+    const __m256d inv = _mm256_set1_pd(1.0 / (1.0 + q));
+    for (int64_t p = 0; p < d; ++p) {
+        const __m256d up = _mm256_set1_pd(us[p]);
+        double* row = Ap + p * d;
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) {
+            const __m256d nv = _mm256_sub_pd(load(row, v), _mm256_mul_pd(_mm256_mul_pd(up, u[v]), inv));
+            if (v == NV - 1)
+                _mm256_maskstore_pd(row + 4 * v, tmask, nv);
+            else
+                _mm256_storeu_pd(row + 4 * v, nv);
+        }
+    }
+}
+
+bool sherman_morrison_avx2(double* Ap, const double* x, int64_t d) {
+    switch ((d + 3) / 4) {
+        case 1: sherman_morrison_avx2_nv<1>(Ap, x, d); return true;
+        case 2: sherman_morrison_avx2_nv<2>(Ap, x, d); return true;
+        case 3: sherman_morrison_avx2_nv<3>(Ap, x, d); return true;
+        case 4: sherman_morrison_avx2_nv<4>(Ap, x, d); return true;
+        case 5: sherman_morrison_avx2_nv<5>(Ap, x, d); return true;
+        case 6: sherman_morrison_avx2_nv<6>(Ap, x, d); return true;
+        case 7: sherman_morrison_avx2_nv<7>(Ap, x, d); return true;
+        case 8: sherman_morrison_avx2_nv<8>(Ap, x, d); return true;
+        default: return false;
+    }
 }
 
 void check_linear_params(const LinearParams& p) {
@@ -1512,6 +1573,11 @@ void linear_update(const LinearState& s, const int32_t* arms, const double* rewa
         if (!hybrid) {  // Sherman-Morrison: A^-1 -= (A^-1 x)(A^-1 x)^T / (1 + x^T A^-1 x)
             double* Ap = s.A_inv + a * d * d;
             const double* xp = contexts + i * d;
+            if (have_avx2() && sherman_morrison_avx2(Ap, xp, d)) {
+                double* bp = s.b + a * d;
+                for (int64_t j = 0; j < d; ++j) bp[j] += r * xp[j];
+                continue;
+            }
             // u = A^-1 x as a sum of rows (A^-1 is symmetric, and the update keeps it so
             // exactly: element (p, j) and (j, p) subtract the same rounded product)
             double* up = u.data();
