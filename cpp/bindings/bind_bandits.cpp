@@ -196,6 +196,25 @@ void bind_bandits(py::module_& m) {
         py::arg("n_threads") = 0, "Choose k distinct arms per row; returns (arms, propensities).");
 
     m.def(
+        "beta_draws",
+        [](const CArray<double>& shape_a, const CArray<double>& shape_b, int64_t n_rows, uint64_t seed,
+           int n_threads) {
+            require_ndim(shape_a, 1, "shape_a");
+            const int64_t n = shape_a.shape(0);
+            require_len(shape_b, n, "shape_b");
+            if (n_rows < 0) throw std::invalid_argument("n_rows must be >= 0");
+            CArray<double> out({n_rows, n});
+            double* o = out.mutable_data();
+            {
+                py::gil_scoped_release release;
+                bandits::beta_draws(shape_a.data(), shape_b.data(), n, n_rows, seed, o, n_threads);
+            }
+            return out;
+        },
+        py::arg("shape_a").noconvert(), py::arg("shape_b").noconvert(), py::arg("n_rows") = 1, py::arg("seed") = 0,
+        py::arg("n_threads") = 0, "Beta draws (n_rows x pairs) with the sampler of Thompson sampling.");
+
+    m.def(
         "mab_update",
         [](CArray<double>& counts, CArray<double>& sums, const CArray<int32_t>& arms, const CArray<double>& rewards) {
             require_ndim(counts, 1, "counts");

@@ -734,7 +734,7 @@ class _Linear(Bandit):
         if x.shape[0] != idx.size:
             raise ValueError(f"contexts must have one row per arm played ({idx.size}), got {x.shape[0]}")
         _core_b.linear_update(self.A_inv_, self.b_, arms=idx, rewards=r, contexts=x, **self._arrays())
-        np.add.at(self.counts_, idx, 1.0)
+        self.counts_ += np.bincount(idx, minlength=self.counts_.size)
 
 
 class LinUCB(_Linear):

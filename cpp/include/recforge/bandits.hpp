@@ -57,6 +57,12 @@ void mab_probabilities(const double* counts, const double* sums, int64_t n_arms,
 void mab_select(const double* counts, const double* sums, int64_t n_arms, const uint8_t* mask,
                 int64_t n_mask_rows, int64_t n_rows, int64_t k, const MabParams& p, int32_t* arms,
                 double* propensities, int n_threads);
+// Beta(shape_a[j], shape_b[j]) draws for every pair j and row (out: n_rows x n_arms) with the
+// sampler and per-row random streams of Thompson sampling: exact Gamma variates (Marsaglia-Tsang
+// with ziggurat normals) four arms at a time, AVX2 when the CPU has it (the portable kernel
+// draws the same values).
+void beta_draws(const double* shape_a, const double* shape_b, int64_t n_arms, int64_t n_rows, uint64_t seed,
+                double* out, int n_threads);
 // counts[arm] += 1, sums[arm] += reward for every event, in order; checks every arm and reward
 // before changing anything.
 void mab_update(double* counts, double* sums, int64_t n_arms, const int32_t* arms, const double* rewards,
