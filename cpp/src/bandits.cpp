@@ -1046,6 +1046,28 @@ LinearPrepared prepare(const LinearState& s) {
     return lp;
 }
 
+// The width of one context for one arm, also the last odd row of a block in block_widths_avx2_nv.
+template <int NV>
+__attribute__((target("avx2,fma"))) double width_one_avx2_nv(const double* x, int64_t d, int64_t dp,
+                                                             const double* M, bool tri) {
+    __m256d acc[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[v] = _mm256_setzero_pd();
+    for (int64_t i = 0; i < d; ++i) {
+        const __m256d xi = _mm256_set1_pd(x[i]);
+        const double* row = M + i * dp;
+        const int64_t top = tri ? i / 4 + 1 : NV;
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v)
+            if (v < top) acc[v] = _mm256_fmadd_pd(xi, _mm256_loadu_pd(row + 4 * v), acc[v]);
+    }
+    __m256d sq = _mm256_mul_pd(acc[0], acc[0]);
+#pragma GCC unroll 8
+    for (int v = 1; v < NV; ++v) sq = _mm256_fmadd_pd(acc[v], acc[v], sq);
+    const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(sq), _mm256_extractf128_pd(sq, 1));
+    return std::sqrt(_mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2))));
+}
+
 // Widths of a block of R contexts for every arm: width[r, a] = |x_r^T M_a|, M_a (d x d, lower
 // triangular when it is a Cholesky factor) stored row-major with rows padded to dp columns,
 // one arm after another. Each arm's factor stays in L1 while the block's rows pass over it.
@@ -1091,47 +1113,8 @@ __attribute__((target("avx2,fma"))) void block_widths_avx2_nv(const double* X, i
             width[r * n_arms + a] = std::sqrt(hsum(s0));
             width[(r + 1) * n_arms + a] = std::sqrt(hsum(s1));
         }
-        for (; r < R; ++r) {
-            const double* x = X + r * d;
-            __m256d acc[NV];
-#pragma GCC unroll 8
-            for (int v = 0; v < NV; ++v) acc[v] = _mm256_setzero_pd();
-            for (int64_t i = 0; i < d; ++i) {
-                const __m256d xi = _mm256_set1_pd(x[i]);
-                const double* row = M + i * dp;
-                const int64_t top = tri ? i / 4 + 1 : NV;
-#pragma GCC unroll 8
-                for (int v = 0; v < NV; ++v)
-                    if (v < top) acc[v] = _mm256_fmadd_pd(xi, _mm256_loadu_pd(row + 4 * v), acc[v]);
-            }
-            __m256d sq = _mm256_mul_pd(acc[0], acc[0]);
-#pragma GCC unroll 8
-            for (int v = 1; v < NV; ++v) sq = _mm256_fmadd_pd(acc[v], acc[v], sq);
-            width[r * n_arms + a] = std::sqrt(hsum(sq));
-        }
+        for (; r < R; ++r) width[r * n_arms + a] = width_one_avx2_nv<NV>(X + r * d, d, dp, M, tri);
     }
-}
-
-// The width of one context for one arm, with the same arithmetic as the block kernel's rows.
-template <int NV>
-__attribute__((target("avx2,fma"))) double width_one_avx2_nv(const double* x, int64_t d, int64_t dp,
-                                                             const double* M, bool tri) {
-    __m256d acc[NV];
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[v] = _mm256_setzero_pd();
-    for (int64_t i = 0; i < d; ++i) {
-        const __m256d xi = _mm256_set1_pd(x[i]);
-        const double* row = M + i * dp;
-        const int64_t top = tri ? i / 4 + 1 : NV;
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v)
-            if (v < top) acc[v] = _mm256_fmadd_pd(xi, _mm256_loadu_pd(row + 4 * v), acc[v]);
-    }
-    __m256d sq = _mm256_mul_pd(acc[0], acc[0]);
-#pragma GCC unroll 8
-    for (int v = 1; v < NV; ++v) sq = _mm256_fmadd_pd(acc[v], acc[v], sq);
-    const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(sq), _mm256_extractf128_pd(sq, 1));
-    return std::sqrt(_mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2))));
 }
 
 // Means of every arm for one context, m[a] = x . theta_a, and their upper bounds
