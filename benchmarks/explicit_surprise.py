@@ -209,8 +209,10 @@ def markdown(summary, rows, env, params):
          "fit s recforge 1t", "fit s recforge 2t"], per))
     lines += [
         "",
-        "Notes: recforge uses float32 (its default) and a fresh random order of the ratings every "
-        "epoch; Surprise uses float64 and visits the ratings user by user. Both seed their "
+        "Notes: recforge uses float32 (its default) and a fresh grouped order of the ratings every "
+        "epoch (item ranges, users within a range and each user's ratings within a range, each in a "
+        "random order; docs/factorization_explicit.md); Surprise uses float64 and visits the "
+        "ratings user by user in a fixed order. Both seed their "
         "initial factors with the fold number, so RMSE differences of a few thousandths are "
         "initialisation and order noise. recforge's SVD++ uses the user-grouped update "
         "(docs/factorization_explicit.md). At 2 threads recforge's SVD and PMF run conflict-free "

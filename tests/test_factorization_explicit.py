@@ -136,16 +136,17 @@ def _svd_epoch_numpy(users, items, ratings, P, Q, bu, bi, mu, biased):
 @pytest.mark.parametrize("dtype,kernel,tol", [
     (np.float64, None, 1e-12), (np.float32, None, 2e-5), (np.float32, "generic", 2e-5), (np.float32, "avx2", 2e-5),
 ])
-@pytest.mark.parametrize("k", [19, 45])
+@pytest.mark.parametrize("k", [8, 19, 45, 130])
 def test_svd_epoch_matches_numpy(biased, dtype, kernel, tol, k, monkeypatch):
     if kernel:
         monkeypatch.setenv("RECFORGE_VECTOR_KERNEL", kernel)
     R, rng = _random_ratings()
-    # not multiples of the vector width: the tails; 45 = 32 + 8 + 5 takes every branch
+    # rows of 1, 3 and 6 vectors with padding and 17 vectors (more than the vector kernel holds
+    # in registers); 8 has no padding
     users = np.repeat(np.arange(R.shape[0], dtype=np.int32), np.diff(R.indptr))
     items, ratings = R.indices.astype(np.int32), R.data
-    # a mixed order: neighbours that share a user or an item, and neighbours that do not (the
-    # SIMD kernels take the latter two at a time)
+    # a mixed order: runs of one user's ratings (the vector kernel keeps the user's row in
+    # registers over a run) and single ratings
     perm = np.concatenate([np.arange(20), 20 + rng.permutation(len(users) - 20)])
     users, items, ratings = users[perm], items[perm], ratings[perm]
     P0, Q0 = rng.normal(0, 0.3, (R.shape[0], k)), rng.normal(0, 0.3, (R.shape[1], k))
@@ -227,6 +228,148 @@ def test_svd_with_threads_is_deterministic_and_as_good_as_one_thread():
             for m in (a, one)]
     baseline = np.sqrt(np.mean((truth[u[test], i[test]] - truth[u[~test], i[~test]].mean()) ** 2))
     assert rmse[0] < 0.5 * baseline and abs(rmse[0] - rmse[1]) < 0.05 * baseline
+
+
+# The grouped shuffle, stated in Python: splitmix64, Lemire's bounded draws (64-bit for the user
+# and group permutations, 32-bit halves for the runs), Fisher-Yates.
+_M64 = (1 << 64) - 1
+
+
+class _SplitMix64:
+    def __init__(self, seed):
+        self.state = seed & _M64
+
+    def next(self):
+        self.state = (self.state + 0x9E3779B97F4A7C15) & _M64
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+        return z ^ (z >> 31)
+
+    def below(self, n, draw=None, bits=64):
+        draw = draw or self.next
+        m = draw() * n
+        low = m & ((1 << bits) - 1)
+        if low < n:
+            threshold = ((1 << bits) - n) % n
+            while low < threshold:
+                m = draw() * n
+                low = m & ((1 << bits) - 1)
+        return m >> bits
+
+
+class _Uniform32:
+    def __init__(self, rng):
+        self.rng, self.word, self.high = rng, 0, False
+
+    def next(self):
+        if self.high:
+            self.high = False
+            return self.word >> 32
+        self.word, self.high = self.rng.next(), True
+        return self.word & 0xFFFFFFFF
+
+    def below(self, n):
+        return self.rng.below(n, self.next, 32)
+
+
+def _fisher_yates(x, below):
+    for t in range(len(x) - 1, 0, -1):
+        j = below(t + 1)
+        x[t], x[j] = x[j], x[t]
+
+
+def _grouped_order(users, items, n_users, n_items, k, itemsize, seed):
+    """Item groups (ranges of consecutive items of about 256 KiB of padded rows) in a random
+    order; in each, users in a random order; each user's ratings in the group in a random order."""
+    rng = _SplitMix64(seed)
+    user_perm = list(range(n_users))
+    _fisher_yates(user_perm, rng.below)
+    row_bytes = -(-k // 8) * 8 * itemsize
+    groups = max(1, min(-(-n_items * row_bytes // (256 * 1024)), n_items))
+    group_rank = list(range(groups))
+    _fisher_yates(group_rank, rng.below)
+    group = np.asarray(items, dtype=np.int64) * groups // n_items
+    draw = _Uniform32(rng)
+    order = []
+    for g in sorted(range(groups), key=lambda g: group_rank[g]):
+        for u in user_perm:
+            run = [int(t) for t in np.flatnonzero((users == u) & (group == g))]
+            _fisher_yates(run, draw.below)
+            order += run
+    return np.asarray(order, dtype=np.int64)
+
+
+@pytest.mark.parametrize("n_items,k,itemsize", [(9, 4, 4), (700, 100, 4), (700, 100, 8), (3000, 24, 4)])
+@pytest.mark.parametrize("sorted_input", [True, False])
+def test_svd_epoch_order_is_the_grouped_shuffle(n_items, k, itemsize, sorted_input):
+    rng = np.random.default_rng(n_items + k)
+    n_users = 40
+    mask = rng.random((n_users, n_items)) < min(1.0, 60 / n_items)
+    users, items = (a.astype(np.int32) for a in np.nonzero(mask))  # sorted by user, then item
+    if not sorted_input:  # the other path of the kernel: counting sorts
+        perm = rng.permutation(len(users))
+        users, items = users[perm], items[perm]
+    for seed in (0, 7):
+        order, offset = K.svd_epoch_order(users, items, n_users, n_items, k, itemsize, shuffle=True, seed=seed)
+        np.testing.assert_array_equal(order, _grouped_order(users, items, n_users, n_items, k, itemsize, seed))
+        np.testing.assert_array_equal(offset, [0, len(users)])
+    # more than one item group in the larger cases
+    groups = -(-n_items * (-(-k // 8) * 8 * itemsize) // (256 * 1024))
+    assert groups == 1 if n_items == 9 else groups >= 2
+    # without shuffle: the given order
+    order, _ = K.svd_epoch_order(users, items, n_users, n_items, k, itemsize, shuffle=False)
+    np.testing.assert_array_equal(order, np.arange(len(users)))
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 2e-5), (np.float64, 1e-12)])
+def test_shuffled_svd_epoch_is_the_numpy_loop_in_the_grouped_order(dtype, tol):
+    rng = np.random.default_rng(5)
+    n_users, n_items, k = 30, 900, 75  # two item groups at float32, three at float64
+    mask = rng.random((n_users, n_items)) < 0.05
+    users, items = (a.astype(np.int32) for a in np.nonzero(mask))
+    ratings = rng.integers(1, 6, size=len(users)).astype(np.float64)
+    P0, Q0 = rng.normal(0, 0.1, (n_users, k)), rng.normal(0, 0.1, (n_items, k))
+    bu0, bi0 = rng.normal(0, 0.1, n_users), rng.normal(0, 0.1, n_items)
+    mu = float(ratings.mean())
+    P, Q, bu, bi = P0.copy(), Q0.copy(), bu0.copy(), bi0.copy()
+    Pc, Qc, buc, bic = (a.astype(dtype) for a in (P0, Q0, bu0, bi0))
+    workspace = K.SvdWorkspace()
+    for seed in (3, 4):
+        order, _ = K.svd_epoch_order(users, items, n_users, n_items, k, np.dtype(dtype).itemsize, seed=seed)
+        _svd_epoch_numpy(users[order], items[order], ratings[order], P, Q, bu, bi, mu, True)
+        sse, n = K.svd_epoch(users, items, ratings.astype(dtype), Pc, Qc, buc, bic, mu, lr=LR, reg=REG,
+                             shuffle=True, seed=seed, n_threads=1, workspace=workspace)
+        assert n == len(users)
+    for got, want in ((Pc, P), (Qc, Q), (buc, bu), (bic, bi)):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def test_svd_epoch_workspace_gives_the_same_epochs_for_any_shapes():
+    workspace = K.SvdWorkspace()
+    for n_users, n_items, k in ((12, 9, 19), (50, 40, 5), (12, 9, 19)):
+        R, rng = _random_ratings(n_users, n_items, seed=n_users)
+        users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(R.indptr))
+        items, ratings = R.indices.astype(np.int32), R.data.astype(np.float32)
+        P0 = rng.normal(0, 0.3, (n_users, k)).astype(np.float32)
+        Q0 = rng.normal(0, 0.3, (n_items, k)).astype(np.float32)
+        runs = []
+        for ws in (None, workspace):
+            P, Q = P0.copy(), Q0.copy()
+            K.svd_epoch(users, items, ratings, P, Q, lr=LR, reg=REG, shuffle=True, seed=1, workspace=ws)
+            runs.append((P, Q))
+        np.testing.assert_array_equal(runs[0][0], runs[1][0])
+        np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+def test_svd_epoch_order_rejects_bad_input():
+    u = np.array([0, 1], dtype=np.int32)
+    with pytest.raises(IndexError):
+        K.svd_epoch_order(u, np.array([0, 5], dtype=np.int32), 2, 3, 4)
+    with pytest.raises(ValueError):
+        K.svd_epoch_order(u, u, 2, 3, 0)
+    with pytest.raises(ValueError):
+        K.svd_epoch_order(u, u, 2, 3, 4, itemsize=2)
 
 
 def test_svd_epoch_shuffle_is_a_seeded_permutation():

@@ -84,7 +84,7 @@ void bind_typed(py::module_& m) {
         [](const CArray<int32_t>& users, const CArray<int32_t>& items, const CArray<T>& ratings, CArray<T>& user_factors,
            CArray<T>& item_factors, std::optional<CArray<T>> user_bias, std::optional<CArray<T>> item_bias,
            double global_mean, const std::array<double, 5>& lr, const std::array<double, 5>& reg, bool shuffle,
-           uint64_t seed, int n_threads, int64_t min_block) {
+           uint64_t seed, int n_threads, int64_t min_block, mf::SvdWorkspace* workspace) {
             mf::Factors<T> f = make_factors(user_factors, item_factors, user_bias, item_bias, global_mean);
             require_ndim(users, 1, "users");
             if (min_block < 1) throw std::invalid_argument("min_block must be at least 1");
@@ -96,7 +96,7 @@ void bind_typed(py::module_& m) {
             {
                 py::gil_scoped_release release;
                 s = mf::svd_sgd_epoch<T>(f, users.data(), items.data(), ratings.data(), n,
-                                         rates, shuffle, seed, n_threads, min_block);
+                                         rates, shuffle, seed, n_threads, min_block, workspace);
             }
             return stats_tuple(s);
         },
@@ -105,7 +105,9 @@ void bind_typed(py::module_& m) {
         py::arg("user_bias").noconvert() = py::none(), py::arg("item_bias").noconvert() = py::none(),
         py::arg("global_mean") = 0.0, py::arg("lr"), py::arg("reg"), py::arg("shuffle") = true,
         py::arg("seed") = 0, py::arg("n_threads") = 1, py::arg("min_block") = 65536,
-        "One SGD epoch of biased MF / PMF over rating triples (in a random order drawn from seed when shuffle); returns (sse, n).");
+        py::arg("workspace") = nullptr,
+        "One SGD epoch of biased MF / PMF over rating triples (in the grouped shuffle order of svd_epoch_order when "
+        "shuffle); returns (sse, n). A workspace keeps the epoch's buffers for the next epoch.");
 
     m.def(
         "svdpp_epoch",
@@ -254,8 +256,43 @@ void bind_typed(py::module_& m) {
 }  // namespace
 
 void bind_factorization_explicit(py::module_& m) {
+    py::class_<mf::SvdWorkspace>(m, "SvdWorkspace",
+                                 "Buffers of svd_epoch kept from one epoch to the next (one per concurrent fit).")
+        .def(py::init<>());
+
     bind_typed<float>(m);
     bind_typed<double>(m);
+    m.def(
+        "svd_epoch_order",
+        [](const CArray<int32_t>& users, const CArray<int32_t>& items, int64_t n_users, int64_t n_items, int k,
+           int itemsize, bool shuffle, uint64_t seed, int n_threads, int64_t min_block) {
+            require_ndim(users, 1, "users");
+            const int64_t n = users.shape(0);
+            require_len(items, n, "items");
+            if (n_users < 1 || n_items < 1 || k < 1) throw std::invalid_argument("n_users, n_items and k must be positive");
+            if (itemsize != 4 && itemsize != 8) throw std::invalid_argument("itemsize must be 4 or 8");
+            if (min_block < 1) throw std::invalid_argument("min_block must be at least 1");
+            for (int64_t t = 0; t < n; ++t) {
+                if (users.data()[t] < 0 || users.data()[t] >= n_users || items.data()[t] < 0 || items.data()[t] >= n_items)
+                    throw std::out_of_range("a user or item index is outside the declared counts");
+            }
+            mf::EpochPlan plan;
+            {
+                py::gil_scoped_release release;
+                plan = mf::svd_epoch_plan(users.data(), items.data(), n, n_users, n_items, k,
+                                          static_cast<size_t>(itemsize), shuffle, seed, n_threads, min_block);
+            }
+            py::array_t<int64_t> order(static_cast<py::ssize_t>(plan.order.size()));
+            std::copy(plan.order.begin(), plan.order.end(), order.mutable_data());
+            py::array_t<int64_t> offset(static_cast<py::ssize_t>(plan.offset.size()));
+            std::copy(plan.offset.begin(), plan.offset.end(), offset.mutable_data());
+            return py::make_tuple(order, offset);
+        },
+        py::arg("users").noconvert(), py::arg("items").noconvert(), py::arg("n_users"), py::arg("n_items"),
+        py::arg("k"), py::arg("itemsize") = 4, py::arg("shuffle") = true, py::arg("seed") = 0,
+        py::arg("n_threads") = 1, py::arg("min_block") = 65536,
+        "The visiting order of svd_epoch: (order, block offsets), order[j] being the input position of the j-th step.");
+
     m.def("sgd_kernel_name", []() { return std::string(mf::sgd_kernel_name()); },
           "The instruction set of the float32 SVD kernel on this CPU.");
 }

@@ -3,8 +3,12 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <memory>
+#include <type_traits>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "recforge/common/parallel.hpp"
@@ -104,14 +108,16 @@ void check_factors(const Factors<T>& m, bool need_implicit) {
 
 
 // ---------------------------------------------------------------------------------------------
-// The SVD / PMF step, the hot loop of the most used model, in three versions: portable C++ (the
-// gradient of svd_gradient applied as it is), and float32 AVX2+FMA and AVX-512 versions compiled
-// with function-level target attributes and picked at run time when the CPU has them, so the
-// default build stays portable. The SIMD versions apply the same update in the fused form
-// p <- (1 - lr_pu reg_pu) p + lr_pu e q (rounding differs in the last bits), and take two
-// consecutive ratings at once when they share neither user nor item: their steps touch disjoint
-// parameters, so the result is the one of the sequential order, and the two dependency chains
-// (dot product, error, update) overlap.
+// The SVD / PMF step, the hot loop of the most used model, in two versions. The portable C++ one
+// applies the gradient of svd_gradient as it is, rating by rating, on the factor arrays. The
+// float32 AVX2+FMA one (compiled with a function-level target attribute and picked at run time
+// when the CPU has it, so the default build stays portable) applies the same update in the fused
+// form p <- (1 - lr_pu reg_pu) p + lr_pu e q (rounding differs in the last bits), on copies of the
+// factors whose rows are padded with zeros to a multiple of 8 floats and 32-byte aligned: every
+// load and store is one whole vector inside one cache line, with no scalar tail (the padding
+// stays zero, both updates being linear in it). Over a run of consecutive ratings of one user
+// (the shuffled order groups them) the user's row and bias stay in registers, so a step loads
+// and stores only the item's row.
 // ---------------------------------------------------------------------------------------------
 template <class T>
 struct Triple {
@@ -151,29 +157,39 @@ void svd_block_generic(const Factors<T>& m, const Triple<T>* data, int64_t begin
     sse += local;
 }
 
-// The scalar middle of a step: error, bias steps and the two factor coefficients.
-struct StepScalars {
-    float err, ep, eq;
-};
-
-inline StepScalars scalar_step(const Factors<float>& m, const Triple<float>& x, float dot, const SgdRates<float>& r,
-                               bool biased) {
-    float pred = dot;
-    if (biased) {
-        float& bu = m.user_bias[x.u];
-        float& bi = m.item_bias[x.i];
-        pred += m.global_mean + bu + bi;
-        const float err = x.r - pred;
-        bu += r.lr_bu * (err - r.reg_bu * bu);
-        bi += r.lr_bi * (err - r.reg_bi * bi);
-        return {err, r.lr_pu * err, r.lr_qi * err};
+// Factor rows padded to `stride` floats (a multiple of 8), zeros beyond k, 32-byte aligned, in a
+// buffer that outlives the epoch (a workspace), so that its pages are not faulted in every epoch.
+class PaddedRows {
+public:
+    PaddedRows(std::vector<float>& buf, const float* src, int64_t rows, int k)
+        : rows_(rows), k_(k), stride_((k + 7) / 8 * 8) {
+        buf.resize(static_cast<size_t>(rows * stride_ + 8));
+        const uintptr_t addr = reinterpret_cast<uintptr_t>(buf.data());
+        data_ = buf.data() + ((32 - addr % 32) % 32) / sizeof(float);
+        for (int64_t r = 0; r < rows; ++r) {
+            std::memcpy(row(r), src + r * k, sizeof(float) * static_cast<size_t>(k));
+            std::fill(row(r) + k, row(r) + stride_, 0.0f);
+        }
     }
-    const float err = x.r - pred;
-    return {err, r.lr_pu * err, r.lr_qi * err};
-}
+    float* row(int64_t r) { return data_ + r * stride_; }
+    float* data() { return data_; }
+    int64_t stride() const { return stride_; }
+    void copy_to(float* dst) {
+        for (int64_t r = 0; r < rows_; ++r) std::memcpy(dst + r * k_, row(r), sizeof(float) * static_cast<size_t>(k_));
+    }
+
+private:
+    int64_t rows_;
+    int k_;
+    int64_t stride_;
+    float* data_ = nullptr;
+};
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define RECFORGE_SGD_SIMD 1
+#ifndef RECFORGE_PREFETCH_AHEAD
+#define RECFORGE_PREFETCH_AHEAD 2
+#endif
 
 __attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
     __m128 lo = _mm256_castps256_ps128(v);
@@ -185,197 +201,149 @@ __attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
     return _mm_cvtss_f32(_mm_add_ss(sums, sh));
 }
 
-__attribute__((target("avx2,fma"))) inline float dot_avx2(const float* p, const float* q, int k) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int f = 0;
-    for (; f + 16 <= k; f += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(p + f), _mm256_loadu_ps(q + f), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(p + f + 8), _mm256_loadu_ps(q + f + 8), s1);
-    }
-    if (f + 8 <= k) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(p + f), _mm256_loadu_ps(q + f), s0);
-        f += 8;
-    }
-    float d = hsum256(_mm256_add_ps(s0, s1));
-    for (; f < k; ++f) d += p[f] * q[f];
-    return d;
-}
+// The scalars of a step in locals: the kernels store floats through pointers, which the compiler
+// must otherwise assume may change the float fields of Factors and SgdRates.
+struct StepConstants {
+    float* item_bias;
+    float mu, lr_bu, reg_bu, lr_bi, reg_bi, lr_pu, lr_qi;
+    bool biased;
+    StepConstants(const Factors<float>& m, const SgdRates<float>& r)
+        : item_bias(m.item_bias), mu(m.global_mean), lr_bu(r.lr_bu), reg_bu(r.reg_bu), lr_bi(r.lr_bi),
+          reg_bi(r.reg_bi), lr_pu(r.lr_pu), lr_qi(r.lr_qi), biased(m.biased()) {}
 
-__attribute__((target("avx2,fma"))) inline void update_avx2(float* p, float* q, int k, float cp, float cq, float ep,
-                                                             float eq) {
-    const __m256 vcp = _mm256_set1_ps(cp), vcq = _mm256_set1_ps(cq);
-    const __m256 vep = _mm256_set1_ps(ep), veq = _mm256_set1_ps(eq);
-    int f = 0;
-    for (; f + 8 <= k; f += 8) {
-        const __m256 pv = _mm256_loadu_ps(p + f), qv = _mm256_loadu_ps(q + f);
-        _mm256_storeu_ps(p + f, _mm256_fmadd_ps(vep, qv, _mm256_mul_ps(vcp, pv)));
-        _mm256_storeu_ps(q + f, _mm256_fmadd_ps(veq, pv, _mm256_mul_ps(vcq, qv)));
+    // the prediction error and the two bias steps (bu held by the caller)
+    float bias_step(const Triple<float>& x, float dot, float& bu) const {
+        if (!biased) return x.r - dot;
+        float& bi = item_bias[x.i];
+        // the part without the dot product first, so that one subtraction follows the dot product
+        const float err = (x.r - (mu + bu + bi)) - dot;
+        bu += lr_bu * (err - reg_bu * bu);
+        bi += lr_bi * (err - reg_bi * bi);
+        return err;
     }
-    for (; f < k; ++f) {
-        const float pf = p[f], qf = q[f];
-        p[f] = cp * pf + ep * qf;
-        q[f] = cq * qf + eq * pf;
-    }
-}
+};
 
-__attribute__((target("avx2,fma"))) void svd_block_avx2(const Factors<float>& m, const Triple<float>* data,
-                                                         int64_t begin, int64_t end, const SgdRates<float>& r, float*,
-                                                         double& sse) {
-    const int k = m.k;
-    const bool biased = m.biased();
-    const float cp = 1.0f - r.lr_pu * r.reg_pu, cq = 1.0f - r.lr_qi * r.reg_qi;
+// Rows of NV vectors (k <= 8 NV): the user's row lives in NV registers over the user's run.
+template <int NV>
+__attribute__((target("avx2,fma"))) void svd_runs_avx2(const Factors<float>& m, float* P, float* Q, int64_t stride,
+                                                        const Triple<float>* data, int64_t begin, int64_t end,
+                                                        const SgdRates<float>& r, double& sse) {
+    const StepConstants c(m, r);
+    const bool biased = c.biased;
+    float* const user_bias = m.user_bias;
+    const __m256 vcp = _mm256_set1_ps(1.0f - r.lr_pu * r.reg_pu), vcq = _mm256_set1_ps(1.0f - r.lr_qi * r.reg_qi);
     double local = 0.0;
     int64_t t = begin;
     while (t < end) {
-        const Triple<float>& a = data[t];
-        float* pa = m.user_factors + static_cast<int64_t>(a.u) * k;
-        float* qa = m.item_factors + static_cast<int64_t>(a.i) * k;
-        if (t + 1 < end && data[t + 1].u != a.u && data[t + 1].i != a.i) {
-            const Triple<float>& b = data[t + 1];
-            float* pb = m.user_factors + static_cast<int64_t>(b.u) * k;
-            float* qb = m.item_factors + static_cast<int64_t>(b.i) * k;
-            const float da = dot_avx2(pa, qa, k), db = dot_avx2(pb, qb, k);
-            const StepScalars sa = scalar_step(m, a, da, r, biased), sb = scalar_step(m, b, db, r, biased);
-            local += static_cast<double>(sa.err) * sa.err + static_cast<double>(sb.err) * sb.err;
-            update_avx2(pa, qa, k, cp, cq, sa.ep, sa.eq);
-            update_avx2(pb, qb, k, cp, cq, sb.ep, sb.eq);
-            t += 2;
-        } else {
-            const StepScalars sa = scalar_step(m, a, dot_avx2(pa, qa, k), r, biased);
-            local += static_cast<double>(sa.err) * sa.err;
-            update_avx2(pa, qa, k, cp, cq, sa.ep, sa.eq);
-            t += 1;
+        const int32_t u = data[t].u;
+        float* p = P + static_cast<int64_t>(u) * stride;
+        __m256 pr[NV];
+        for (int v = 0; v < NV; ++v) pr[v] = _mm256_load_ps(p + 8 * v);
+        float bu = biased ? user_bias[u] : 0.0f;
+        for (; t < end && data[t].u == u; ++t) {
+            const Triple<float>& x = data[t];
+            float* q = Q + static_cast<int64_t>(x.i) * stride;
+            if (t + RECFORGE_PREFETCH_AHEAD < end) {
+                const char* next = reinterpret_cast<const char*>(Q + static_cast<int64_t>(data[t + RECFORGE_PREFETCH_AHEAD].i) * stride);
+                for (int line = 0; line < NV * 32; line += 64) _mm_prefetch(next + line, _MM_HINT_T0);
+            }
+            __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            for (int v = 0; v < NV; v += 4) {
+                s0 = _mm256_fmadd_ps(pr[v], _mm256_load_ps(q + 8 * v), s0);
+                if (v + 1 < NV) s1 = _mm256_fmadd_ps(pr[v + 1], _mm256_load_ps(q + 8 * v + 8), s1);
+                if (v + 2 < NV) s2 = _mm256_fmadd_ps(pr[v + 2], _mm256_load_ps(q + 8 * v + 16), s2);
+                if (v + 3 < NV) s3 = _mm256_fmadd_ps(pr[v + 3], _mm256_load_ps(q + 8 * v + 24), s3);
+            }
+            const float dot = hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+            const float err = c.bias_step(x, dot, bu);
+            local += static_cast<double>(err) * err;
+            const __m256 vep = _mm256_set1_ps(c.lr_pu * err), veq = _mm256_set1_ps(c.lr_qi * err);
+            for (int v = 0; v < NV; ++v) {
+                const __m256 qv = _mm256_load_ps(q + 8 * v);
+                _mm256_store_ps(q + 8 * v, _mm256_fmadd_ps(veq, pr[v], _mm256_mul_ps(vcq, qv)));
+                pr[v] = _mm256_fmadd_ps(vep, qv, _mm256_mul_ps(vcp, pr[v]));
+            }
+        }
+        for (int v = 0; v < NV; ++v) _mm256_store_ps(p + 8 * v, pr[v]);
+        if (biased) user_bias[u] = bu;
+    }
+    sse += local;
+}
+
+// Wider rows (more than 16 vectors): the same step with the user's row in memory.
+__attribute__((target("avx2,fma"))) void svd_runs_avx2_wide(const Factors<float>& m, float* P, float* Q,
+                                                             int64_t stride, const Triple<float>* data, int64_t begin,
+                                                             int64_t end, const SgdRates<float>& r, double& sse) {
+    const StepConstants c(m, r);
+    const bool biased = c.biased;
+    float* const user_bias = m.user_bias;
+    const int nv = static_cast<int>(stride / 8);
+    const __m256 vcp = _mm256_set1_ps(1.0f - r.lr_pu * r.reg_pu), vcq = _mm256_set1_ps(1.0f - r.lr_qi * r.reg_qi);
+    double local = 0.0;
+    for (int64_t t = begin; t < end; ++t) {
+        const Triple<float>& x = data[t];
+        float* p = P + static_cast<int64_t>(x.u) * stride;
+        float* q = Q + static_cast<int64_t>(x.i) * stride;
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        int v = 0;
+        for (; v + 4 <= nv; v += 4) {
+            s0 = _mm256_fmadd_ps(_mm256_load_ps(p + 8 * v), _mm256_load_ps(q + 8 * v), s0);
+            s1 = _mm256_fmadd_ps(_mm256_load_ps(p + 8 * v + 8), _mm256_load_ps(q + 8 * v + 8), s1);
+            s2 = _mm256_fmadd_ps(_mm256_load_ps(p + 8 * v + 16), _mm256_load_ps(q + 8 * v + 16), s2);
+            s3 = _mm256_fmadd_ps(_mm256_load_ps(p + 8 * v + 24), _mm256_load_ps(q + 8 * v + 24), s3);
+        }
+        for (; v < nv; ++v) s0 = _mm256_fmadd_ps(_mm256_load_ps(p + 8 * v), _mm256_load_ps(q + 8 * v), s0);
+        const float dot = hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+        float bu = biased ? user_bias[x.u] : 0.0f;
+        const float err = c.bias_step(x, dot, bu);
+        if (biased) user_bias[x.u] = bu;
+        local += static_cast<double>(err) * err;
+        const __m256 vep = _mm256_set1_ps(c.lr_pu * err), veq = _mm256_set1_ps(c.lr_qi * err);
+        for (v = 0; v < nv; ++v) {
+            const __m256 pv = _mm256_load_ps(p + 8 * v), qv = _mm256_load_ps(q + 8 * v);
+            _mm256_store_ps(p + 8 * v, _mm256_fmadd_ps(vep, qv, _mm256_mul_ps(vcp, pv)));
+            _mm256_store_ps(q + 8 * v, _mm256_fmadd_ps(veq, pv, _mm256_mul_ps(vcq, qv)));
         }
     }
     sse += local;
 }
 
-// GCC 12's own intrinsic headers trigger -Wmaybe-uninitialized for the shuffles below (their
-// "undefined" source operand); the warning is about the header, not this code.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-__attribute__((target("avx512f"))) inline float hsum512(__m512 v) {
-    __m512 t = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));  // 256-bit halves
-    t = _mm512_add_ps(t, _mm512_shuffle_f32x4(t, t, 0xB1));          // 128-bit lanes
-    t = _mm512_add_ps(t, _mm512_permute_ps(t, 0x4E));                // pairs
-    t = _mm512_add_ps(t, _mm512_permute_ps(t, 0xB1));                // neighbours
-    return _mm512_cvtss_f32(t);
+using SvdRuns = void (*)(const Factors<float>&, float*, float*, int64_t, const Triple<float>*, int64_t, int64_t,
+                         const SgdRates<float>&, double&);
+
+template <int... NV>
+SvdRuns svd_runs_for_impl(int nv, std::integer_sequence<int, NV...>) {
+    SvdRuns out = &svd_runs_avx2_wide;
+    ((nv == NV + 1 ? (out = &svd_runs_avx2<NV + 1>, 0) : 0), ...);
+    return out;
 }
 
-__attribute__((target("avx512f"))) inline __m512 dot_avx512_vec(const float* p, const float* q, int full,
-                                                                __mmask16 tail) {
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-    int f = 0;
-    for (; f + 32 <= full; f += 32) {
-        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(p + f), _mm512_loadu_ps(q + f), s0);
-        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(p + f + 16), _mm512_loadu_ps(q + f + 16), s1);
-    }
-    if (f < full) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(p + f), _mm512_loadu_ps(q + f), s0);
-    if (tail) s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, p + full), _mm512_maskz_loadu_ps(tail, q + full), s1);
-    return _mm512_add_ps(s0, s1);
+SvdRuns svd_runs_for(int64_t stride) {
+    return svd_runs_for_impl(static_cast<int>(stride / 8), std::make_integer_sequence<int, 16>{});
 }
-
-__attribute__((target("avx512f"))) inline void update_avx512(float* p, float* q, int full, __mmask16 tail, float cp,
-                                                              float cq, float ep, float eq) {
-    const __m512 vcp = _mm512_set1_ps(cp), vcq = _mm512_set1_ps(cq);
-    const __m512 vep = _mm512_set1_ps(ep), veq = _mm512_set1_ps(eq);
-    for (int f = 0; f < full; f += 16) {
-        const __m512 pv = _mm512_loadu_ps(p + f), qv = _mm512_loadu_ps(q + f);
-        _mm512_storeu_ps(p + f, _mm512_fmadd_ps(vep, qv, _mm512_mul_ps(vcp, pv)));
-        _mm512_storeu_ps(q + f, _mm512_fmadd_ps(veq, pv, _mm512_mul_ps(vcq, qv)));
-    }
-    if (tail) {
-        const __m512 pv = _mm512_maskz_loadu_ps(tail, p + full), qv = _mm512_maskz_loadu_ps(tail, q + full);
-        _mm512_mask_storeu_ps(p + full, tail, _mm512_fmadd_ps(vep, qv, _mm512_mul_ps(vcp, pv)));
-        _mm512_mask_storeu_ps(q + full, tail, _mm512_fmadd_ps(veq, pv, _mm512_mul_ps(vcq, qv)));
-    }
-}
-
-__attribute__((target("avx512f"))) void svd_block_avx512(const Factors<float>& m, const Triple<float>* data,
-                                                           int64_t begin, int64_t end, const SgdRates<float>& r,
-                                                           float*, double& sse) {
-    const int k = m.k;
-    const bool biased = m.biased();
-    const float cp = 1.0f - r.lr_pu * r.reg_pu, cq = 1.0f - r.lr_qi * r.reg_qi;
-    const int full = k / 16 * 16;
-    const __mmask16 tail = static_cast<__mmask16>((1u << (k - full)) - 1u);
-    double local = 0.0;
-    int64_t t = begin;
-    while (t < end) {
-        const Triple<float>& a = data[t];
-        float* pa = m.user_factors + static_cast<int64_t>(a.u) * k;
-        float* qa = m.item_factors + static_cast<int64_t>(a.i) * k;
-        if (t + 1 < end && data[t + 1].u != a.u && data[t + 1].i != a.i) {
-            const Triple<float>& b = data[t + 1];
-            float* pb = m.user_factors + static_cast<int64_t>(b.u) * k;
-            float* qb = m.item_factors + static_cast<int64_t>(b.i) * k;
-            const __m512 va = dot_avx512_vec(pa, qa, full, tail), vb = dot_avx512_vec(pb, qb, full, tail);
-            const StepScalars sa = scalar_step(m, a, hsum512(va), r, biased);
-            const StepScalars sb = scalar_step(m, b, hsum512(vb), r, biased);
-            local += static_cast<double>(sa.err) * sa.err + static_cast<double>(sb.err) * sb.err;
-            update_avx512(pa, qa, full, tail, cp, cq, sa.ep, sa.eq);
-            update_avx512(pb, qb, full, tail, cp, cq, sb.ep, sb.eq);
-            t += 2;
-        } else {
-            const StepScalars sa = scalar_step(m, a, hsum512(dot_avx512_vec(pa, qa, full, tail)), r, biased);
-            local += static_cast<double>(sa.err) * sa.err;
-            update_avx512(pa, qa, full, tail, cp, cq, sa.ep, sa.eq);
-            t += 1;
-        }
-    }
-    sse += local;
-}
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 #endif
 
-enum class Isa { generic, avx2, avx512 };
+enum class Isa { generic, avx2 };
 
-bool cpu_has(Isa isa) {
+bool cpu_has_avx2() {
 #ifdef RECFORGE_SGD_SIMD
     __builtin_cpu_init();
-    if (isa == Isa::avx2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (isa == Isa::avx512) return __builtin_cpu_supports("avx512f");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return false;
 #endif
-    return isa == Isa::generic;
 }
 
-// The best instruction set the CPU has; RECFORGE_VECTOR_KERNEL=generic (or avx2) caps it, read on
-// every call so that tests can compare the paths in one process.
+// The best instruction set the CPU has; RECFORGE_VECTOR_KERNEL=generic caps it, read on every
+// call so that tests can compare the paths in one process.
 Isa choose_isa() {
-    static const bool has512 = cpu_has(Isa::avx512), has2 = cpu_has(Isa::avx2);
+    static const bool has2 = cpu_has_avx2();
     const char* forced = std::getenv("RECFORGE_VECTOR_KERNEL");
     if (forced && std::strcmp(forced, "generic") == 0) return Isa::generic;
-    if (forced && std::strcmp(forced, "avx2") == 0) return has2 ? Isa::avx2 : Isa::generic;
-    if (has512) return Isa::avx512;
-    if (has2) return Isa::avx2;
-    return Isa::generic;
+    return has2 ? Isa::avx2 : Isa::generic;
 }
 
-template <class T>
-using SvdBlock = void (*)(const Factors<T>&, const Triple<T>*, int64_t, int64_t, const SgdRates<T>&, T*, double&);
-
-template <class T>
-SvdBlock<T> svd_block_for(Isa) {
-    return &svd_block_generic<T>;
-}
-
-template <>
-SvdBlock<float> svd_block_for<float>(Isa isa) {
-#ifdef RECFORGE_SGD_SIMD
-    if (isa == Isa::avx512) return &svd_block_avx512;
-    if (isa == Isa::avx2) return &svd_block_avx2;
-#endif
-    (void)isa;
-    return &svd_block_generic<float>;
-}
-
-const char* isa_name(Isa isa) {
-    return isa == Isa::avx512 ? "avx512" : isa == Isa::avx2 ? "avx2-fma" : "generic";
-}
+const char* isa_name(Isa isa) { return isa == Isa::avx2 ? "avx2-fma" : "generic"; }
 
 struct Accumulator {
     double sse = 0.0;
@@ -445,17 +413,221 @@ std::vector<int32_t> balanced_strata(const int32_t* ids, int64_t n, int64_t n_ro
     return stratum;
 }
 
-template <class T>
-void shuffle_range(Triple<T>* data, int64_t n, uint64_t seed) {
-    SplitMix64 rng{seed};
-    for (int64_t t = n - 1; t > 0; --t) std::swap(data[t], data[rng.below(static_cast<uint64_t>(t + 1))]);
+// Item groups of the shuffled order: ranges of consecutive item indices whose factor rows (as
+// the vector kernel pads them) take about 256 KiB, a share of a core's L2 cache.
+int64_t item_groups(int64_t n_items, int k, size_t itemsize) {
+    const int64_t row_bytes = static_cast<int64_t>((k + 7) / 8 * 8) * static_cast<int64_t>(itemsize);
+    const int64_t budget = 256 * 1024;
+    const int64_t groups = (n_items * row_bytes + budget - 1) / budget;
+    return std::max<int64_t>(1, std::min<int64_t>(groups, n_items));
+}
+
+template <class V>
+void fisher_yates(V* x, int64_t n, SplitMix64& rng) {
+    for (int64_t t = n - 1; t > 0; --t) std::swap(x[t], x[rng.below(static_cast<uint64_t>(t + 1))]);
+}
+
+// 32-bit draws, two from each splitmix64 output (low half first), with Lemire's bound: the
+// shuffles of short runs, where a draw costs about as much as the swap.
+struct Uniform32 {
+    SplitMix64& rng;
+    uint64_t word = 0;
+    bool high = false;
+    uint32_t next() {
+        if (high) {
+            high = false;
+            return static_cast<uint32_t>(word >> 32);
+        }
+        word = rng.next();
+        high = true;
+        return static_cast<uint32_t>(word);
+    }
+    // uniform in [0, n), 0 < n < 2^32
+    uint32_t below(uint32_t n) {
+        uint64_t m = static_cast<uint64_t>(next()) * n;
+        uint32_t low = static_cast<uint32_t>(m);
+        if (low < n) {
+            const uint32_t threshold = (0u - n) % n;
+            while (low < threshold) {
+                m = static_cast<uint64_t>(next()) * n;
+                low = static_cast<uint32_t>(m);
+            }
+        }
+        return static_cast<uint32_t>(m >> 32);
+    }
+};
+
+// A run of one user's ratings in one item group, shuffled (Fisher-Yates)
+template <class V>
+void shuffle_run(V* x, int64_t n, Uniform32& draw, SplitMix64& rng) {
+    if (n >= (int64_t{1} << 32)) {
+        fisher_yates(x, n, rng);
+        return;
+    }
+    for (int64_t t = n - 1; t > 0; --t) std::swap(x[t], x[draw.below(static_cast<uint32_t>(t + 1))]);
 }
 
 }  // namespace
 
+struct SvdWorkspace::Impl {
+    std::vector<int64_t> order, by_user, start, fill, offset;
+    std::vector<int32_t> user_perm, user_rank, item_rank, user_stratum, item_stratum;
+    std::vector<Triple<float>> data32;
+    std::vector<Triple<double>> data64;
+    std::vector<float> padded_users, padded_items;
+    int strata = 1;
+
+    template <class T>
+    std::vector<Triple<T>>& data() {
+        if constexpr (std::is_same_v<T, float>) return data32;
+        else return data64;
+    }
+
+    // Fills `order` and `offset` (see svd_epoch_plan).
+    void plan(const int32_t* users, const int32_t* items, int64_t n, int64_t n_users, int64_t n_items, int k,
+              size_t itemsize, bool shuffle, uint64_t seed, int n_threads, int64_t min_block) {
+        // Small blocks cost more in thread start-up and bucketing than a second thread saves
+        strata = resolve_threads(n_threads);
+        while (strata > 1 && n / (static_cast<int64_t>(strata) * strata) < min_block) --strata;
+        strata = static_cast<int>(std::min<int64_t>({strata, n_users, n_items}));
+        if (strata < 1) strata = 1;
+        if (strata > 1) {
+            user_stratum = balanced_strata(users, n, n_users, strata);
+            item_stratum = balanced_strata(items, n, n_items, strata);
+        }
+        const int64_t n_blocks = static_cast<int64_t>(strata) * strata;
+        const int S = strata;
+        auto block_of = [&](int64_t t) -> int64_t {
+            if (S == 1) return 0;
+            return static_cast<int64_t>(user_stratum[static_cast<size_t>(users[t])]) * S +
+                   item_stratum[static_cast<size_t>(items[t])];
+        };
+        order.resize(static_cast<size_t>(n));
+        offset.assign(static_cast<size_t>(n_blocks + 1), 0);
+        if (!shuffle) {
+            counting_sort(nullptr, n, n_blocks, block_of, order);
+            for (int64_t b = 0; b <= n_blocks; ++b) offset[static_cast<size_t>(b)] = start[static_cast<size_t>(b)];
+            return;
+        }
+        SplitMix64 rng{seed};
+        // users in a random order
+        user_perm.resize(static_cast<size_t>(n_users));
+        for (int64_t u = 0; u < n_users; ++u) user_perm[static_cast<size_t>(u)] = static_cast<int32_t>(u);
+        fisher_yates(user_perm.data(), n_users, rng);
+        user_rank.resize(static_cast<size_t>(n_users));
+        for (int64_t r = 0; r < n_users; ++r)
+            user_rank[static_cast<size_t>(user_perm[static_cast<size_t>(r)])] = static_cast<int32_t>(r);
+        // item groups in a random order; item_rank[i] is the rank of i's group
+        const int64_t groups = item_groups(n_items, k, itemsize);
+        std::vector<int64_t> group_rank(static_cast<size_t>(groups));
+        for (int64_t g = 0; g < groups; ++g) group_rank[static_cast<size_t>(g)] = g;
+        fisher_yates(group_rank.data(), groups, rng);
+        item_rank.resize(static_cast<size_t>(n_items));
+        for (int64_t i = 0; i < n_items; ++i)
+            item_rank[static_cast<size_t>(i)] = static_cast<int32_t>(group_rank[static_cast<size_t>(i * groups / n_items)]);
+        if (strata == 1 && sorted_by_user_item(users, items, n)) {
+            plan_sorted(users, items, n, n_users, n_items, groups, group_rank, rng);
+            return;
+        }
+        // 1. by user rank; 2. stably by (block, item group rank): in each group the users keep
+        //    their rank order and each user's ratings are consecutive
+        by_user.resize(static_cast<size_t>(n));
+        counting_sort(nullptr, n, n_users,
+                      [&](int64_t t) { return static_cast<int64_t>(user_rank[static_cast<size_t>(users[t])]); },
+                      by_user);
+        auto key = [&](int64_t t) { return block_of(t) * groups + item_rank[static_cast<size_t>(items[t])]; };
+        counting_sort(by_user.data(), n, n_blocks * groups, key, order);
+        for (int64_t b = 0; b <= n_blocks; ++b) offset[static_cast<size_t>(b)] = start[static_cast<size_t>(b * groups)];
+        // 3. each user's ratings within a group in a random order
+        Uniform32 draw{rng};
+        int64_t* o = order.data();
+        for (int64_t j = 0; j < n;) {
+            const int32_t u = users[o[j]];
+            const int64_t kj = key(o[j]);
+            int64_t e = j + 1;
+            while (e < n && users[o[e]] == u && key(o[e]) == kj) ++e;
+            if (e - j > 1) shuffle_run(o + j, e - j, draw, rng);
+            j = e;
+        }
+    }
+
+    static bool sorted_by_user_item(const int32_t* users, const int32_t* items, int64_t n) {
+        for (int64_t t = 1; t < n; ++t) {
+            if (users[t] < users[t - 1] || (users[t] == users[t - 1] && items[t] < items[t - 1])) return false;
+        }
+        return true;
+    }
+
+    // The same order as the counting sorts give, for ratings sorted by user and then item (the
+    // rows of a CSR matrix with sorted indices, as the models pass them): a user's ratings in one
+    // item group are then a contiguous range of positions, found by binary search.
+    void plan_sorted(const int32_t* users, const int32_t* items, int64_t n, int64_t n_users, int64_t n_items,
+                     int64_t groups, const std::vector<int64_t>& group_rank, SplitMix64& rng) {
+        // cut[u * (groups + 1) + g]: first position of user u's ratings in item group g
+        fill.resize(static_cast<size_t>(n_users * (groups + 1)));
+        int64_t t = 0;
+        for (int64_t u = 0; u < n_users; ++u) {
+            int64_t* cut = fill.data() + u * (groups + 1);
+            const int64_t begin = t;
+            while (t < n && users[t] == u) ++t;
+            cut[0] = begin;
+            for (int64_t g = 1; g < groups; ++g) {
+                const int32_t first_item = static_cast<int32_t>((g * n_items + groups - 1) / groups);
+                cut[g] = std::lower_bound(items + cut[g - 1], items + t, first_item) - items;
+            }
+            cut[groups] = t;
+        }
+        std::vector<int64_t> group_of_rank(static_cast<size_t>(groups));
+        for (int64_t g = 0; g < groups; ++g) group_of_rank[static_cast<size_t>(group_rank[static_cast<size_t>(g)])] = g;
+        int64_t pos = 0;
+        int64_t* o = order.data();
+        Uniform32 draw{rng};
+        for (int64_t r = 0; r < groups; ++r) {
+            const int64_t g = group_of_rank[static_cast<size_t>(r)];
+            for (int64_t ur = 0; ur < n_users; ++ur) {
+                const int64_t* cut = fill.data() + static_cast<int64_t>(user_perm[static_cast<size_t>(ur)]) * (groups + 1);
+                const int64_t begin = pos;
+                for (int64_t x = cut[g]; x < cut[g + 1]; ++x) o[pos++] = x;
+                if (pos - begin > 1) shuffle_run(o + begin, pos - begin, draw, rng);
+            }
+        }
+        offset[0] = 0;
+        offset[1] = n;
+    }
+
+    // Stable counting sort of the positions in[0..n) (0..n-1 when in is null) by key(t) in
+    // [0, n_keys) into out; start[b] is where key b begins.
+    template <class Key>
+    void counting_sort(const int64_t* in, int64_t n, int64_t n_keys, Key key, std::vector<int64_t>& out) {
+        start.assign(static_cast<size_t>(n_keys + 1), 0);
+        for (int64_t j = 0; j < n; ++j) ++start[static_cast<size_t>(key(in ? in[j] : j) + 1)];
+        for (int64_t b = 0; b < n_keys; ++b) start[static_cast<size_t>(b + 1)] += start[static_cast<size_t>(b)];
+        fill.assign(start.begin(), start.end() - 1);
+        for (int64_t j = 0; j < n; ++j) {
+            const int64_t t = in ? in[j] : j;
+            out[static_cast<size_t>(fill[static_cast<size_t>(key(t))]++)] = t;
+        }
+    }
+};
+
+SvdWorkspace::SvdWorkspace() : impl_(std::make_unique<Impl>()) {}
+SvdWorkspace::~SvdWorkspace() = default;
+
+EpochPlan svd_epoch_plan(const int32_t* users, const int32_t* items, int64_t n, int64_t n_users, int64_t n_items,
+                         int k, size_t itemsize, bool shuffle, uint64_t seed, int n_threads, int64_t min_block) {
+    SvdWorkspace ws;
+    ws.impl().plan(users, items, n, n_users, n_items, k, itemsize, shuffle, seed, n_threads, min_block);
+    EpochPlan plan;
+    plan.order = std::move(ws.impl().order);
+    plan.offset = std::move(ws.impl().offset);
+    plan.strata = ws.impl().strata;
+    return plan;
+}
+
 template <class T>
 EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_t* items, const T* ratings, int64_t n,
-                         const SgdRates<T>& rates, bool shuffle, uint64_t seed, int n_threads, int64_t min_block) {
+                         const SgdRates<T>& rates, bool shuffle, uint64_t seed, int n_threads, int64_t min_block,
+                         SvdWorkspace* workspace) {
     check_factors(m, false);
     for (int64_t t = 0; t < n; ++t) {
         if (users[t] < 0 || users[t] >= m.n_users)
@@ -465,56 +637,64 @@ EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_
             throw std::out_of_range("item index " + std::to_string(items[t]) + " outside [0, " +
                                     std::to_string(m.n_items) + ")");
     }
-    const SvdBlock<T> run_block = svd_block_for<T>(choose_isa());
-    // Small blocks cost more in thread start-up and bucketing than a second thread saves
-    int strata = resolve_threads(n_threads);
-    while (strata > 1 && n / (static_cast<int64_t>(strata) * strata) < min_block) --strata;
-    strata = static_cast<int>(std::min<int64_t>({strata, m.n_users, m.n_items}));
-    if (strata < 1) strata = 1;
-    std::vector<Triple<T>> data(static_cast<size_t>(n));
+    SvdWorkspace local;
+    SvdWorkspace::Impl& ws = (workspace ? *workspace : local).impl();
+    ws.plan(users, items, n, m.n_users, m.n_items, m.k, sizeof(T), shuffle, seed, n_threads, min_block);
+    const int strata = ws.strata;
+    std::vector<Triple<T>>& data = ws.data<T>();
+    data.resize(static_cast<size_t>(n));
+    for (int64_t j = 0; j < n; ++j) {
+        const int64_t t = ws.order[static_cast<size_t>(j)];
+        data[static_cast<size_t>(j)] = Triple<T>{users[t], items[t], ratings[t]};
+    }
     std::vector<Accumulator> acc(static_cast<size_t>(strata));
     std::vector<std::vector<T>> scratch(static_cast<size_t>(strata), std::vector<T>(2 * static_cast<size_t>(m.k)));
-    if (strata == 1) {
-        for (int64_t t = 0; t < n; ++t) data[static_cast<size_t>(t)] = Triple<T>{users[t], items[t], ratings[t]};
-        if (shuffle && n > 1) shuffle_range(data.data(), n, seed);
-        run_block(m, data.data(), 0, n, rates, scratch[0].data(), acc[0].sse);
-        acc[0].n = n;
-        return reduce(acc);
-    }
-    // Conflict-free parallel SGD (the block scheme of DSGD / LIBMF): users and items fall into
-    // `strata` groups each; block (a, b) holds the ratings of user group a and item group b. In
-    // round s, worker w takes block (w, (w + s) mod strata): no two workers share a user or an
-    // item, so there are no races, no cache lines bouncing between cores, and the result
-    // depends only on the inputs, the seed and the number of strata.
-    const std::vector<int32_t> user_stratum = balanced_strata(users, n, m.n_users, strata);
-    const std::vector<int32_t> item_stratum = balanced_strata(items, n, m.n_items, strata);
-    const size_t n_blocks = static_cast<size_t>(strata) * static_cast<size_t>(strata);
-    std::vector<int64_t> offset(n_blocks + 1, 0);
-    auto block_of = [&](int64_t t) {
-        return static_cast<size_t>(user_stratum[static_cast<size_t>(users[t])]) * static_cast<size_t>(strata) +
-               static_cast<size_t>(item_stratum[static_cast<size_t>(items[t])]);
+    std::function<void(int64_t, int64_t, int)> run_block = [&](int64_t begin, int64_t end, int w) {
+        svd_block_generic<T>(m, data.data(), begin, end, rates, scratch[static_cast<size_t>(w)].data(),
+                             acc[static_cast<size_t>(w)].sse);
     };
-    for (int64_t t = 0; t < n; ++t) ++offset[block_of(t) + 1];
-    for (size_t b = 0; b < n_blocks; ++b) offset[b + 1] += offset[b];
-    {
-        std::vector<int64_t> fill(offset.begin(), offset.end() - 1);
-        for (int64_t t = 0; t < n; ++t)
-            data[static_cast<size_t>(fill[block_of(t)]++)] = Triple<T>{users[t], items[t], ratings[t]};
+#ifdef RECFORGE_SGD_SIMD
+    std::unique_ptr<PaddedRows> pu, qi;
+    if constexpr (std::is_same_v<T, float>) {
+        if (choose_isa() == Isa::avx2) {
+            pu = std::make_unique<PaddedRows>(ws.padded_users, m.user_factors, m.n_users, m.k);
+            qi = std::make_unique<PaddedRows>(ws.padded_items, m.item_factors, m.n_items, m.k);
+            const SvdRuns runs = svd_runs_for(pu->stride());
+            run_block = [&, runs](int64_t begin, int64_t end, int w) {
+                runs(m, pu->data(), qi->data(), pu->stride(), data.data(), begin, end, rates,
+                     acc[static_cast<size_t>(w)].sse);
+            };
+        }
     }
-    for (int s = 0; s < strata; ++s) {
-        parallel_for(0, strata, strata, [&](int64_t w, int) {
-            const size_t b = static_cast<size_t>(w) * static_cast<size_t>(strata) +
-                             static_cast<size_t>((w + s) % strata);
-            const int64_t begin = offset[b], end = offset[b + 1];
-            // every block gets its own shuffle stream, so the order does not depend on timing
-            if (shuffle && end - begin > 1)
-                shuffle_range(data.data() + begin, end - begin, seed ^ (0x9E3779B97F4A7C15ull * (b + 1)));
-            // indexed by w (one block per w in a round), so the sums do not depend on timing either
-            Accumulator& a = acc[static_cast<size_t>(w)];
-            run_block(m, data.data(), begin, end, rates, scratch[static_cast<size_t>(w)].data(), a.sse);
-            a.n += end - begin;
-        });
+#endif
+    if (strata == 1) {
+        run_block(0, n, 0);
+        acc[0].n = n;
+    } else {
+        // Conflict-free parallel SGD (the block scheme of DSGD / LIBMF): users and items fall into
+        // `strata` groups each; block (a, b) holds the ratings of user group a and item group b.
+        // In round s, worker w takes block (w, (w + s) mod strata): no two workers share a user or
+        // an item, so there are no races, no cache lines bouncing between cores, and the result
+        // depends only on the inputs, the seed and the number of strata.
+        for (int s = 0; s < strata; ++s) {
+            parallel_for(0, strata, strata, [&](int64_t w, int) {
+                const size_t b = static_cast<size_t>(w) * static_cast<size_t>(strata) +
+                                 static_cast<size_t>((w + s) % strata);
+                const int64_t begin = ws.offset[b], end = ws.offset[b + 1];
+                // indexed by w (one block per w in a round), so the sums do not depend on timing
+                run_block(begin, end, static_cast<int>(w));
+                acc[static_cast<size_t>(w)].n += end - begin;
+            });
+        }
     }
+#ifdef RECFORGE_SGD_SIMD
+    if constexpr (std::is_same_v<T, float>) {
+        if (pu) {
+            pu->copy_to(m.user_factors);
+            qi->copy_to(m.item_factors);
+        }
+    }
+#endif
     return reduce(acc);
 }
 
@@ -692,7 +872,7 @@ const char* sgd_kernel_name() { return isa_name(choose_isa()); }
     template T svdpp_loss_grad<T>(const T*, const T*, const T*, int64_t, T, T, T, T, int, const SgdRates<T>&, T*, \
                                   T*, T*, T*, T*);                                                                  \
     template EpochStats svd_sgd_epoch<T>(const Factors<T>&, const int32_t*, const int32_t*, const T*, int64_t,      \
-                                         const SgdRates<T>&, bool, uint64_t, int, int64_t);                                          \
+                                         const SgdRates<T>&, bool, uint64_t, int, int64_t, SvdWorkspace*);                                          \
     template EpochStats svdpp_sgd_epoch<T>(const Factors<T>&, const CsrView&, const T*, int32_t*,                   \
                                            const SgdRates<T>&, bool, uint64_t, int);                               \
     template EpochStats nmf_epoch<T>(const Factors<T>&, const CsrView&, const T*, const CsrView&, const int64_t*, \

@@ -180,6 +180,11 @@ class _Neighbors(ModuleType):
 
 neighbors: _Neighbors
 
+class SvdWorkspace:
+    """Buffers of ``svd_epoch`` kept from one epoch to the next (one per concurrent fit)."""
+
+    def __init__(self) -> None: ...
+
 class _FactorizationExplicit(ModuleType):
     # Every kernel exists for float32 and float64 arrays (all arrays of one call share the type).
     def svd_epoch(
@@ -198,7 +203,23 @@ class _FactorizationExplicit(ModuleType):
         shuffle: bool = True,
         seed: int = 0,
         n_threads: int = 1,
+        min_block: int = 65536,
+        workspace: SvdWorkspace | None = None,
     ) -> tuple[float, int]: ...
+    def svd_epoch_order(
+        self,
+        users: npt.NDArray[np.int32],
+        items: npt.NDArray[np.int32],
+        n_users: int,
+        n_items: int,
+        k: int,
+        itemsize: int = 4,
+        shuffle: bool = True,
+        seed: int = 0,
+        n_threads: int = 1,
+        min_block: int = 65536,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+    SvdWorkspace: type[SvdWorkspace]
     def svdpp_epoch(
         self,
         indptr: npt.NDArray[np.int64],

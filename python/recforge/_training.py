@@ -31,7 +31,13 @@ def _progress(total: int, desc: str, show: bool) -> Any:
 def _check_finite(model: Recommender, epoch: int, names: Iterable[str]) -> None:
     for name in names:
         value = getattr(model, name, None)
-        if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.isfinite(value).all():
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+            continue
+        # a sum is finite unless an entry is NaN or infinite (or the sum overflows: then the
+        # exact check below decides); one pass without a temporary boolean array
+        if np.isfinite(np.add.reduce(value, axis=None)):
+            continue
+        if not np.isfinite(value).all():
             raise DivergenceError(
                 f"{type(model).__name__}: {name} diverged to NaN or infinity in epoch {epoch + 1}; "
                 "lower the learning rate, raise the regularization, or scale the interaction "

@@ -485,7 +485,10 @@ class SVD(_ExplicitFactorModel):
     def _make_step(self, ratings: sp.csr_matrix, dtype: np.dtype, rng: np.random.Generator) -> Callable[[int], tuple[float, int]]:
         lr, reg = _sgd_rates(self, self._groups)
         self._lr_factor(0)  # validates lr_decay
-        # the kernel shuffles these copies in place, so each epoch starts from the last order
+        # triples sorted by user and then item: the kernel finds each user's ratings of an item
+        # group by binary search when it draws an epoch's order
+        if not ratings.has_sorted_indices:
+            ratings = ratings.sorted_indices()
         users = np.repeat(np.arange(ratings.shape[0], dtype=np.int32), np.diff(ratings.indptr))
         items = ratings.indices.astype(np.int32, copy=True)
         values = ratings.data.astype(dtype, copy=True)
@@ -493,6 +496,7 @@ class SVD(_ExplicitFactorModel):
         mu = float(self.global_mean_) if biased else 0.0
         threads = self._threads_now()
         shuffle = bool(self.shuffle)
+        workspace = _kernels.SvdWorkspace()  # the epoch buffers, kept for the next epoch
 
         def step(epoch: int) -> tuple[float, int]:
             f = self._lr_factor(epoch)
@@ -500,6 +504,7 @@ class SVD(_ExplicitFactorModel):
                 users, items, values, self.user_factors_, self.item_factors_,
                 self.user_bias_ if biased else None, self.item_bias_ if biased else None, mu,
                 lr=[v * f for v in lr], reg=reg, shuffle=shuffle, seed=_seed(rng), n_threads=threads,
+                workspace=workspace,
             )
 
         return step

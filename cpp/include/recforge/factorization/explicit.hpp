@@ -17,6 +17,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 #include "recforge/common/csr.hpp"
 
@@ -64,20 +66,59 @@ struct EpochStats {
     int64_t n = 0;
 };
 
+// The visiting order of one SGD epoch of svd_sgd_epoch: `order[j]` is the input position of the
+// j-th rating visited, block by block (block b is order[offset[b] .. offset[b + 1]); one block
+// unless the epoch runs on several threads).
+//
+// With `shuffle`, the order is drawn from `seed` (the "grouped shuffle"): the items fall into
+// ranges of consecutive indices whose factor rows take about 256 KiB (one range for small
+// catalogs) and each block is visited range by range, ranges in a random order; within a range
+// user by user, users in a random order; and each user's ratings within a range in a random
+// order. Every rating is visited once. Keeping a user's ratings together lets the vector kernel
+// hold the user's row in registers, and one item range's rows stay in the L2 cache; Surprise's
+// SGD visits the ratings user by user in a fixed order. Without `shuffle` the ratings keep their
+// given order within each block.
+//
+// With n_threads > 1 (and enough ratings) users and items are split into n_threads strata of
+// balanced rating counts and block (a, b) holds the ratings of user stratum a and item stratum b.
+// Fewer strata are used when a block would hold fewer than `min_block` ratings (on MovieLens
+// 100K, 20,000 ratings a block, the second thread made epochs slower; on a million ratings it
+// made them 1.5x faster).
+struct EpochPlan {
+    std::vector<int64_t> order;
+    std::vector<int64_t> offset;
+    int strata = 1;
+};
+
+EpochPlan svd_epoch_plan(const int32_t* users, const int32_t* items, int64_t n, int64_t n_users, int64_t n_items,
+                         int k, size_t itemsize, bool shuffle, uint64_t seed, int n_threads,
+                         int64_t min_block = 65536);
+
+// Buffers of svd_sgd_epoch kept from one epoch to the next (the visiting order, the rating
+// triples, the padded factor rows), so that a fit does not allocate and fault in fresh pages in
+// every epoch. Optional; one workspace per concurrent caller.
+class SvdWorkspace {
+public:
+    SvdWorkspace();
+    ~SvdWorkspace();
+    SvdWorkspace(const SvdWorkspace&) = delete;
+    SvdWorkspace& operator=(const SvdWorkspace&) = delete;
+    struct Impl;
+    Impl& impl() { return *impl_; }
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
 // One SGD pass of biased MF / Funk SVD (or PMF when `m` has no biases) over the rating triples
-// (users[t], items[t], ratings[t]). With `shuffle` they are visited in the order of a
-// Fisher-Yates shuffle of their given order seeded by `seed` (a fresh uniform order for each
-// seed), else in their given order. With n_threads > 1 (and enough ratings) users and items are
-// split into n_threads groups of balanced rating counts and the pass runs in n_threads rounds of
-// conflict-free blocks (DSGD / LIBMF): in each round every thread takes a block of ratings whose
-// users and items no other thread touches, shuffled by a stream of its own. The result depends
-// only on the inputs, the seed and the number of threads. Fewer threads are used when a block
-// would hold fewer than `min_block` ratings (on MovieLens 100K, 20,000 ratings a block, the
-// second thread made epochs slower; on a million ratings it made them 1.5x faster).
+// (users[t], items[t], ratings[t]) in the order of svd_epoch_plan. On several strata the pass
+// runs in `strata` rounds of conflict-free blocks (DSGD / LIBMF): in each round every thread
+// takes a block of ratings whose users and items no other thread touches. The result depends
+// only on the inputs, the seed and the number of strata.
 template <class T>
 EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_t* items, const T* ratings, int64_t n,
                          const SgdRates<T>& rates, bool shuffle, uint64_t seed, int n_threads,
-                         int64_t min_block = 65536);
+                         int64_t min_block = 65536, SvdWorkspace* workspace = nullptr);
 
 // One SGD pass of SVD++ over the users in `user_order` (shuffled in place first when `shuffle`),
 // each user's ratings being the row of `by_user` (ratings aligned with its indices).
