@@ -118,10 +118,10 @@ def _random_ratings(n_users=12, n_items=9, density=0.5, seed=0):
     return sp.csr_matrix(dense), rng
 
 
-def _svd_epoch_numpy(users, items, ratings, P, Q, bu, bi, mu, biased):
+def _svd_epoch_numpy(users, items, ratings, P, Q, bu, bi, mu, biased, lr=LR, reg=REG):
     """Surprise's SVD loop, rating by rating."""
-    lr_bu, lr_bi, lr_pu, lr_qi = LR[:4]
-    reg_bu, reg_bi, reg_pu, reg_qi = REG[:4]
+    lr_bu, lr_bi, lr_pu, lr_qi = lr[:4]
+    reg_bu, reg_bi, reg_pu, reg_qi = reg[:4]
     for u, i, r in zip(users, items, ratings):
         err = r - ((mu + bu[u] + bi[i]) if biased else 0.0) - P[u] @ Q[i]
         if biased:
@@ -137,9 +137,13 @@ def _svd_epoch_numpy(users, items, ratings, P, Q, bu, bi, mu, biased):
     (np.float64, None, 1e-12), (np.float32, None, 2e-5), (np.float32, "generic", 2e-5), (np.float32, "avx2", 2e-5),
 ])
 @pytest.mark.parametrize("k", [8, 19, 45, 130])
-def test_svd_epoch_matches_numpy(biased, dtype, kernel, tol, k, monkeypatch):
+@pytest.mark.parametrize("decay", ["mild", "strong"])
+def test_svd_epoch_matches_numpy(biased, dtype, kernel, tol, k, decay, monkeypatch):
     if kernel:
         monkeypatch.setenv("RECFORGE_VECTOR_KERNEL", kernel)
+    lr, reg = LR, REG
+    if decay == "strong":  # 1 - lr reg <= 0.5 for the factors: the vector kernel without lazy decay
+        lr, reg = [0.01, 0.02, 0.3, 0.25, 0.05], [0.02, 0.03, 2.0, 2.4, 0.06]
     R, rng = _random_ratings()
     # rows of 1, 3 and 6 vectors with padding and 17 vectors (more than the vector kernel holds
     # in registers); 8 has no padding
@@ -154,13 +158,14 @@ def test_svd_epoch_matches_numpy(biased, dtype, kernel, tol, k, monkeypatch):
     mu = float(ratings.mean())
     P, Q, bu, bi = P0.copy(), Q0.copy(), bu0.copy(), bi0.copy()
     for _ in range(2):
-        _svd_epoch_numpy(users, items, ratings, P, Q, bu, bi, mu, biased)
+        _svd_epoch_numpy(users, items, ratings, P, Q, bu, bi, mu, biased, lr, reg)
     Pc, Qc, buc, bic = (a.astype(dtype) for a in (P0, Q0, bu0, bi0))
     for epoch in range(2):
         sse, n = K.svd_epoch(users, items, ratings.astype(dtype), Pc, Qc, buc if biased else None,
-                             bic if biased else None, mu if biased else 0.0, lr=LR, reg=REG, shuffle=False,
+                             bic if biased else None, mu if biased else 0.0, lr=lr, reg=reg, shuffle=False,
                              seed=epoch, n_threads=1)
     assert n == R.nnz and sse > 0
+    assert np.abs(P).max() > 0.01 and np.abs(Q).max() > 0.01  # not decayed to nothing
     np.testing.assert_allclose(Pc, P, rtol=tol, atol=tol)
     np.testing.assert_allclose(Qc, Q, rtol=tol, atol=tol)
     if biased:
@@ -343,6 +348,29 @@ def test_shuffled_svd_epoch_is_the_numpy_loop_in_the_grouped_order(dtype, tol):
         assert n == len(users)
     for got, want in ((Pc, P), (Qc, Q), (buc, bu), (bic, bi)):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_svd_epoch_long_runs_fold_the_lazy_scales(shuffle):
+    # user 0 rates every item and every user rates item 0: runs and item histories of 1,500
+    # steps, over which (1 - lr reg)^n = 0.99^n falls below 2^-20 and the scales are folded
+    lr, reg = [0.01, 0.01, 0.1, 0.1, 0.0], [0.02, 0.02, 0.1, 0.1, 0.0]
+    rng = np.random.default_rng(0)
+    n, k = 1500, 8
+    mask = rng.random((n, n)) < 0.002
+    mask[0, :] = mask[:, 0] = True
+    users, items = (a.astype(np.int32) for a in np.nonzero(mask))
+    ratings = (rng.normal(0, 1, (n, 2)) @ rng.normal(0, 1, (2, n)))[users, items] + 3
+    P0, Q0 = rng.normal(0, 0.3, (n, k)), rng.normal(0, 0.3, (n, k))
+    P, Q, bu, bi = P0.copy(), Q0.copy(), np.zeros(n), np.zeros(n)
+    Pc, Qc, buc, bic = (a.astype(np.float32) for a in (P0, Q0, bu, bi))
+    order = K.svd_epoch_order(users, items, n, n, k, 4, shuffle=shuffle, seed=2)[0]
+    _svd_epoch_numpy(users[order], items[order], ratings[order], P, Q, bu, bi, 3.0, True, lr, reg)
+    K.svd_epoch(users, items, ratings.astype(np.float32), Pc, Qc, buc, bic, 3.0, lr=lr, reg=reg, shuffle=shuffle,
+                seed=2, n_threads=1)
+    assert np.abs(P[0]).max() > 0.1 and np.abs(Q[0]).max() > 0.1  # not decayed to nothing
+    for got, want in ((Pc, P), (Qc, Q), (buc, bu), (bic, bi)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-5)
 
 
 def test_svd_epoch_workspace_gives_the_same_epochs_for_any_shapes():

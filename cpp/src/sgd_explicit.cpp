@@ -174,8 +174,16 @@ public:
     float* row(int64_t r) { return data_ + r * stride_; }
     float* data() { return data_; }
     int64_t stride() const { return stride_; }
-    void copy_to(float* dst) {
-        for (int64_t r = 0; r < rows_; ++r) std::memcpy(dst + r * k_, row(r), sizeof(float) * static_cast<size_t>(k_));
+    // back to rows of k floats; with `scale`, row r times scale[r]
+    void copy_to(float* dst, const float* scale = nullptr) {
+        for (int64_t r = 0; r < rows_; ++r) {
+            if (!scale) {
+                std::memcpy(dst + r * k_, row(r), sizeof(float) * static_cast<size_t>(k_));
+                continue;
+            }
+            const float* src = row(r);
+            for (int f = 0; f < k_; ++f) dst[r * k_ + f] = scale[r] * src[f];
+        }
     }
 
 private:
@@ -225,7 +233,7 @@ struct StepConstants {
 
 // Rows of NV vectors (k <= 8 NV): the user's row lives in NV registers over the user's run.
 template <int NV>
-__attribute__((target("avx2,fma"))) void svd_runs_avx2(const Factors<float>& m, float* P, float* Q, int64_t stride,
+__attribute__((target("avx2,fma"))) void svd_runs_avx2(const Factors<float>& m, float* P, float* Q, float*, int64_t stride,
                                                         const Triple<float>* data, int64_t begin, int64_t end,
                                                         const SgdRates<float>& r, double& sse) {
     const StepConstants c(m, r);
@@ -271,7 +279,7 @@ __attribute__((target("avx2,fma"))) void svd_runs_avx2(const Factors<float>& m, 
 }
 
 // Wider rows (more than 16 vectors): the same step with the user's row in memory.
-__attribute__((target("avx2,fma"))) void svd_runs_avx2_wide(const Factors<float>& m, float* P, float* Q,
+__attribute__((target("avx2,fma"))) void svd_runs_avx2_wide(const Factors<float>& m, float* P, float* Q, float*,
                                                              int64_t stride, const Triple<float>* data, int64_t begin,
                                                              int64_t end, const SgdRates<float>& r, double& sse) {
     const StepConstants c(m, r);
@@ -308,18 +316,131 @@ __attribute__((target("avx2,fma"))) void svd_runs_avx2_wide(const Factors<float>
     sse += local;
 }
 
-using SvdRuns = void (*)(const Factors<float>&, float*, float*, int64_t, const Triple<float>*, int64_t, int64_t,
-                         const SgdRates<float>&, double&);
+// The same step with lazily applied weight decay and one step of look-ahead, for rows of NV
+// vectors when 0.5 < 1 - lr reg <= 1 for both factor groups. The user's row is a p~ with
+// p = a p~ (a scalar a over the user's run) and item i's row is b_i q~_i (b_i in item_scale,
+// folded back into the rows at the end of the epoch). The decay p <- (1 - lr_pu reg_pu) p then
+// only scales a, and each row update is one fused multiply-add:
+//   p~ <- p~ + (lr_pu e b_i / a') q~_i,   q~_i <- q~_i + (lr_qi e a / b_i') p~,
+// with a' = (1 - lr_pu reg_pu) a and b_i' = (1 - lr_qi reg_qi) b_i. While it updates rating t
+// the loop also forms p~_t . q~_next and q~_t . q~_next for the user's next rating (when that
+// is another item), whose dot product p~_{t+1} . q~_next then costs one multiply-add: the
+// serial chain from one step to the next no longer holds a whole dot product. The arithmetic is
+// the step of svd_gradient; the rounding differs in the last bits. Scales below 2^-20 are folded
+// into their row, so they never underflow.
+template <int NV>
+__attribute__((target("avx2,fma"))) void svd_runs_scaled_avx2(const Factors<float>& m, float* P, float* Q,
+                                                               float* item_scale, int64_t stride,
+                                                               const Triple<float>* data, int64_t begin, int64_t end,
+                                                               const SgdRates<float>& r, double& sse) {
+    const StepConstants c(m, r);
+    const bool biased = c.biased;
+    float* const user_bias = m.user_bias;
+    const float cp = 1.0f - r.lr_pu * r.reg_pu, cq = 1.0f - r.lr_qi * r.reg_qi;
+    const float icp = 1.0f / cp, icq = 1.0f / cq;
+    constexpr float kFold = 1.0f / 1048576.0f;  // 2^-20
+    double local = 0.0;
+    int64_t t = begin;
+    while (t < end) {
+        const int32_t u = data[t].u;
+        float* p = P + static_cast<int64_t>(u) * stride;
+        __m256 pr[NV];
+        for (int v = 0; v < NV; ++v) pr[v] = _mm256_load_ps(p + 8 * v);
+        float a = 1.0f, ia = 1.0f;
+        float bu = biased ? user_bias[u] : 0.0f;
+        bool have_dot = false;
+        float next_dot = 0.0f;  // p~ . q~ of the current rating when the previous step formed it
+        for (; t < end && data[t].u == u; ++t) {
+            const Triple<float>& x = data[t];
+            float* q = Q + static_cast<int64_t>(x.i) * stride;
+            float d;
+            if (have_dot) {
+                d = next_dot;
+            } else {
+                __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+                for (int v = 0; v < NV; v += 4) {
+                    s0 = _mm256_fmadd_ps(pr[v], _mm256_load_ps(q + 8 * v), s0);
+                    if (v + 1 < NV) s1 = _mm256_fmadd_ps(pr[v + 1], _mm256_load_ps(q + 8 * v + 8), s1);
+                    if (v + 2 < NV) s2 = _mm256_fmadd_ps(pr[v + 2], _mm256_load_ps(q + 8 * v + 16), s2);
+                    if (v + 3 < NV) s3 = _mm256_fmadd_ps(pr[v + 3], _mm256_load_ps(q + 8 * v + 24), s3);
+                }
+                d = hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+            }
+            float& bref = item_scale[x.i];
+            const float b = bref;
+            const float err = c.bias_step(x, (a * b) * d, bu);
+            local += static_cast<double>(err) * err;
+            const float a_new = cp * a, ia_new = ia * icp, b_new = cq * b;
+            const float alpha = (c.lr_pu * err) * b * (icp * ia);  // p~ step, along q~
+            const float beta = (c.lr_qi * err) * a * (icq / b);    // q~ step, along p~
+            const __m256 valpha = _mm256_set1_ps(alpha), vbeta = _mm256_set1_ps(beta);
+            const bool ahead = t + 1 < end && data[t + 1].u == u && data[t + 1].i != x.i;
+            if (ahead) {
+                const float* qn = Q + static_cast<int64_t>(data[t + 1].i) * stride;
+                __m256 A0 = _mm256_setzero_ps(), A1 = A0, B0 = A0, B1 = A0;
+                for (int v = 0; v < NV; ++v) {
+                    const __m256 q0 = _mm256_load_ps(q + 8 * v), q1 = _mm256_load_ps(qn + 8 * v);
+                    if (v % 2 == 0) {
+                        A0 = _mm256_fmadd_ps(pr[v], q1, A0);
+                        B0 = _mm256_fmadd_ps(q0, q1, B0);
+                    } else {
+                        A1 = _mm256_fmadd_ps(pr[v], q1, A1);
+                        B1 = _mm256_fmadd_ps(q0, q1, B1);
+                    }
+                    _mm256_store_ps(q + 8 * v, _mm256_fmadd_ps(vbeta, pr[v], q0));
+                    pr[v] = _mm256_fmadd_ps(valpha, q0, pr[v]);
+                }
+                next_dot = hsum256(_mm256_add_ps(A0, A1)) + alpha * hsum256(_mm256_add_ps(B0, B1));
+            } else {
+                for (int v = 0; v < NV; ++v) {
+                    const __m256 q0 = _mm256_load_ps(q + 8 * v);
+                    _mm256_store_ps(q + 8 * v, _mm256_fmadd_ps(vbeta, pr[v], q0));
+                    pr[v] = _mm256_fmadd_ps(valpha, q0, pr[v]);
+                }
+            }
+            have_dot = ahead;
+            a = a_new;
+            ia = ia_new;
+            if (b_new < kFold) {  // fold the item's scale into its row
+                const __m256 vb = _mm256_set1_ps(b_new);
+                for (int v = 0; v < NV; ++v) _mm256_store_ps(q + 8 * v, _mm256_mul_ps(vb, _mm256_load_ps(q + 8 * v)));
+                bref = 1.0f;
+            } else {
+                bref = b_new;
+            }
+            if (a < kFold) {  // and the user's
+                const __m256 va = _mm256_set1_ps(a);
+                for (int v = 0; v < NV; ++v) pr[v] = _mm256_mul_ps(va, pr[v]);
+                a = ia = 1.0f;
+                have_dot = false;
+            }
+        }
+        const __m256 va = _mm256_set1_ps(a);
+        for (int v = 0; v < NV; ++v) _mm256_store_ps(p + 8 * v, _mm256_mul_ps(va, pr[v]));
+        if (biased) user_bias[u] = bu;
+    }
+    sse += local;
+}
+
+using SvdRuns = void (*)(const Factors<float>&, float*, float*, float*, int64_t, const Triple<float>*, int64_t,
+                         int64_t, const SgdRates<float>&, double&);
 
 template <int... NV>
-SvdRuns svd_runs_for_impl(int nv, std::integer_sequence<int, NV...>) {
+SvdRuns svd_runs_for_impl(int nv, bool scaled, std::integer_sequence<int, NV...>) {
     SvdRuns out = &svd_runs_avx2_wide;
-    ((nv == NV + 1 ? (out = &svd_runs_avx2<NV + 1>, 0) : 0), ...);
+    ((nv == NV + 1 ? (out = scaled ? &svd_runs_scaled_avx2<NV + 1> : &svd_runs_avx2<NV + 1>, 0) : 0), ...);
     return out;
 }
 
-SvdRuns svd_runs_for(int64_t stride) {
-    return svd_runs_for_impl(static_cast<int>(stride / 8), std::make_integer_sequence<int, 16>{});
+// The kernel for rows of `stride` floats; `scaled` asks for lazily applied weight decay, which
+// needs both decay factors 1 - lr reg in (0.5, 1].
+SvdRuns svd_runs_for(int64_t stride, bool scaled) {
+    return svd_runs_for_impl(static_cast<int>(stride / 8), scaled, std::make_integer_sequence<int, 16>{});
+}
+
+bool lazy_decay_applies(const SgdRates<float>& r) {
+    const float cp = 1.0f - r.lr_pu * r.reg_pu, cq = 1.0f - r.lr_qi * r.reg_qi;
+    return cp > 0.5f && cp <= 1.0f && cq > 0.5f && cq <= 1.0f;
 }
 #endif
 
@@ -471,10 +592,12 @@ void shuffle_run(V* x, int64_t n, Uniform32& draw, SplitMix64& rng) {
 
 struct SvdWorkspace::Impl {
     std::vector<int64_t> order, by_user, start, fill, offset;
+    std::vector<std::pair<int64_t, int64_t>> segments;
+    SplitMix64 run_rng{0};
     std::vector<int32_t> user_perm, user_rank, item_rank, user_stratum, item_stratum;
     std::vector<Triple<float>> data32;
     std::vector<Triple<double>> data64;
-    std::vector<float> padded_users, padded_items;
+    std::vector<float> padded_users, padded_items, item_scale;
     int strata = 1;
 
     template <class T>
@@ -483,9 +606,12 @@ struct SvdWorkspace::Impl {
         else return data64;
     }
 
-    // Fills `order` and `offset` (see svd_epoch_plan).
-    void plan(const int32_t* users, const int32_t* items, int64_t n, int64_t n_users, int64_t n_items, int k,
-              size_t itemsize, bool shuffle, uint64_t seed, int n_threads, int64_t min_block) {
+    // The visiting order of svd_epoch_plan. For ratings sorted by user and item on one stratum
+    // it is left as `segments` (runs of input positions in visiting order, each shuffled by
+    // emit_segments from the generator state `run_rng`) and plan returns true; otherwise it fills
+    // `order` and `offset` and returns false. `sorted` is -1 (find out), 0 or 1.
+    bool plan(const int32_t* users, const int32_t* items, int64_t n, int64_t n_users, int64_t n_items, int k,
+              size_t itemsize, bool shuffle, uint64_t seed, int n_threads, int64_t min_block, int sorted = -1) {
         // Small blocks cost more in thread start-up and bucketing than a second thread saves
         strata = resolve_threads(n_threads);
         while (strata > 1 && n / (static_cast<int64_t>(strata) * strata) < min_block) --strata;
@@ -507,7 +633,7 @@ struct SvdWorkspace::Impl {
         if (!shuffle) {
             counting_sort(nullptr, n, n_blocks, block_of, order);
             for (int64_t b = 0; b <= n_blocks; ++b) offset[static_cast<size_t>(b)] = start[static_cast<size_t>(b)];
-            return;
+            return false;
         }
         SplitMix64 rng{seed};
         // users in a random order
@@ -525,9 +651,9 @@ struct SvdWorkspace::Impl {
         item_rank.resize(static_cast<size_t>(n_items));
         for (int64_t i = 0; i < n_items; ++i)
             item_rank[static_cast<size_t>(i)] = static_cast<int32_t>(group_rank[static_cast<size_t>(i * groups / n_items)]);
-        if (strata == 1 && sorted_by_user_item(users, items, n)) {
+        if (strata == 1 && (sorted < 0 ? sorted_by_user_item(users, items, n) : sorted == 1)) {
             plan_sorted(users, items, n, n_users, n_items, groups, group_rank, rng);
-            return;
+            return true;
         }
         // 1. by user rank; 2. stably by (block, item group rank): in each group the users keep
         //    their rank order and each user's ratings are consecutive
@@ -549,6 +675,7 @@ struct SvdWorkspace::Impl {
             if (e - j > 1) shuffle_run(o + j, e - j, draw, rng);
             j = e;
         }
+        return false;
     }
 
     static bool sorted_by_user_item(const int32_t* users, const int32_t* items, int64_t n) {
@@ -579,20 +706,30 @@ struct SvdWorkspace::Impl {
         }
         std::vector<int64_t> group_of_rank(static_cast<size_t>(groups));
         for (int64_t g = 0; g < groups; ++g) group_of_rank[static_cast<size_t>(group_rank[static_cast<size_t>(g)])] = g;
-        int64_t pos = 0;
-        int64_t* o = order.data();
-        Uniform32 draw{rng};
+        segments.clear();
         for (int64_t r = 0; r < groups; ++r) {
             const int64_t g = group_of_rank[static_cast<size_t>(r)];
             for (int64_t ur = 0; ur < n_users; ++ur) {
                 const int64_t* cut = fill.data() + static_cast<int64_t>(user_perm[static_cast<size_t>(ur)]) * (groups + 1);
-                const int64_t begin = pos;
-                for (int64_t x = cut[g]; x < cut[g + 1]; ++x) o[pos++] = x;
-                if (pos - begin > 1) shuffle_run(o + begin, pos - begin, draw, rng);
+                if (cut[g + 1] > cut[g]) segments.emplace_back(cut[g], cut[g + 1]);
             }
         }
+        run_rng = rng;
         offset[0] = 0;
         offset[1] = n;
+    }
+
+    // Writes make(x) for the positions x of `segments` into out, each segment shuffled.
+    template <class V, class Make>
+    void emit_segments(V* out, Make make) const {
+        SplitMix64 rng = run_rng;
+        Uniform32 draw{rng};
+        int64_t pos = 0;
+        for (const auto& [begin, end] : segments) {
+            const int64_t first = pos;
+            for (int64_t x = begin; x < end; ++x) out[pos++] = make(x);
+            if (pos - first > 1) shuffle_run(out + first, pos - first, draw, rng);
+        }
     }
 
     // Stable counting sort of the positions in[0..n) (0..n-1 when in is null) by key(t) in
@@ -616,7 +753,8 @@ SvdWorkspace::~SvdWorkspace() = default;
 EpochPlan svd_epoch_plan(const int32_t* users, const int32_t* items, int64_t n, int64_t n_users, int64_t n_items,
                          int k, size_t itemsize, bool shuffle, uint64_t seed, int n_threads, int64_t min_block) {
     SvdWorkspace ws;
-    ws.impl().plan(users, items, n, n_users, n_items, k, itemsize, shuffle, seed, n_threads, min_block);
+    if (ws.impl().plan(users, items, n, n_users, n_items, k, itemsize, shuffle, seed, n_threads, min_block))
+        ws.impl().emit_segments(ws.impl().order.data(), [](int64_t x) { return x; });
     EpochPlan plan;
     plan.order = std::move(ws.impl().order);
     plan.offset = std::move(ws.impl().offset);
@@ -629,6 +767,7 @@ EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_
                          const SgdRates<T>& rates, bool shuffle, uint64_t seed, int n_threads, int64_t min_block,
                          SvdWorkspace* workspace) {
     check_factors(m, false);
+    bool sorted = true;  // by user, then item
     for (int64_t t = 0; t < n; ++t) {
         if (users[t] < 0 || users[t] >= m.n_users)
             throw std::out_of_range("user index " + std::to_string(users[t]) + " outside [0, " +
@@ -636,16 +775,23 @@ EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_
         if (items[t] < 0 || items[t] >= m.n_items)
             throw std::out_of_range("item index " + std::to_string(items[t]) + " outside [0, " +
                                     std::to_string(m.n_items) + ")");
+        if (t > 0 && (users[t] < users[t - 1] || (users[t] == users[t - 1] && items[t] < items[t - 1])))
+            sorted = false;
     }
     SvdWorkspace local;
     SvdWorkspace::Impl& ws = (workspace ? *workspace : local).impl();
-    ws.plan(users, items, n, m.n_users, m.n_items, m.k, sizeof(T), shuffle, seed, n_threads, min_block);
+    const bool by_segments =
+        ws.plan(users, items, n, m.n_users, m.n_items, m.k, sizeof(T), shuffle, seed, n_threads, min_block, sorted);
     const int strata = ws.strata;
     std::vector<Triple<T>>& data = ws.data<T>();
     data.resize(static_cast<size_t>(n));
-    for (int64_t j = 0; j < n; ++j) {
-        const int64_t t = ws.order[static_cast<size_t>(j)];
-        data[static_cast<size_t>(j)] = Triple<T>{users[t], items[t], ratings[t]};
+    if (by_segments) {
+        ws.emit_segments(data.data(), [&](int64_t x) { return Triple<T>{users[x], items[x], ratings[x]}; });
+    } else {
+        for (int64_t j = 0; j < n; ++j) {
+            const int64_t t = ws.order[static_cast<size_t>(j)];
+            data[static_cast<size_t>(j)] = Triple<T>{users[t], items[t], ratings[t]};
+        }
     }
     std::vector<Accumulator> acc(static_cast<size_t>(strata));
     std::vector<std::vector<T>> scratch(static_cast<size_t>(strata), std::vector<T>(2 * static_cast<size_t>(m.k)));
@@ -659,9 +805,11 @@ EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_
         if (choose_isa() == Isa::avx2) {
             pu = std::make_unique<PaddedRows>(ws.padded_users, m.user_factors, m.n_users, m.k);
             qi = std::make_unique<PaddedRows>(ws.padded_items, m.item_factors, m.n_items, m.k);
-            const SvdRuns runs = svd_runs_for(pu->stride());
+            const bool scaled = lazy_decay_applies(rates);
+            ws.item_scale.assign(scaled ? static_cast<size_t>(m.n_items) : 0, 1.0f);
+            const SvdRuns runs = svd_runs_for(pu->stride(), scaled);
             run_block = [&, runs](int64_t begin, int64_t end, int w) {
-                runs(m, pu->data(), qi->data(), pu->stride(), data.data(), begin, end, rates,
+                runs(m, pu->data(), qi->data(), ws.item_scale.data(), pu->stride(), data.data(), begin, end, rates,
                      acc[static_cast<size_t>(w)].sse);
             };
         }
@@ -691,7 +839,7 @@ EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_
     if constexpr (std::is_same_v<T, float>) {
         if (pu) {
             pu->copy_to(m.user_factors);
-            qi->copy_to(m.item_factors);
+            qi->copy_to(m.item_factors, ws.item_scale.empty() ? nullptr : ws.item_scale.data());
         }
     }
 #endif
