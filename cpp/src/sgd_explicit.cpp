@@ -195,9 +195,6 @@ private:
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define RECFORGE_SGD_SIMD 1
-#ifndef RECFORGE_PREFETCH_AHEAD
-#define RECFORGE_PREFETCH_AHEAD 2
-#endif
 
 __attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
     __m128 lo = _mm256_castps256_ps128(v);
@@ -231,6 +228,14 @@ struct StepConstants {
     }
 };
 
+// The item row of the rating this many steps ahead is prefetched (all its cache lines).
+constexpr int64_t kPrefetchAhead = 2;
+
+__attribute__((target("avx2,fma"))) inline void prefetch_row(const float* row, int nv) {
+    const char* bytes = reinterpret_cast<const char*>(row);
+    for (int line = 0; line < nv * 32; line += 64) _mm_prefetch(bytes + line, _MM_HINT_T0);
+}
+
 // Rows of NV vectors (k <= 8 NV): the user's row lives in NV registers over the user's run.
 template <int NV>
 __attribute__((target("avx2,fma"))) void svd_runs_avx2(const Factors<float>& m, float* P, float* Q, float*, int64_t stride,
@@ -251,10 +256,7 @@ __attribute__((target("avx2,fma"))) void svd_runs_avx2(const Factors<float>& m, 
         for (; t < end && data[t].u == u; ++t) {
             const Triple<float>& x = data[t];
             float* q = Q + static_cast<int64_t>(x.i) * stride;
-            if (t + RECFORGE_PREFETCH_AHEAD < end) {
-                const char* next = reinterpret_cast<const char*>(Q + static_cast<int64_t>(data[t + RECFORGE_PREFETCH_AHEAD].i) * stride);
-                for (int line = 0; line < NV * 32; line += 64) _mm_prefetch(next + line, _MM_HINT_T0);
-            }
+            if (t + kPrefetchAhead < end) prefetch_row(Q + static_cast<int64_t>(data[t + kPrefetchAhead].i) * stride, NV);
             __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
             for (int v = 0; v < NV; v += 4) {
                 s0 = _mm256_fmadd_ps(pr[v], _mm256_load_ps(q + 8 * v), s0);
@@ -353,6 +355,7 @@ __attribute__((target("avx2,fma"))) void svd_runs_scaled_avx2(const Factors<floa
         for (; t < end && data[t].u == u; ++t) {
             const Triple<float>& x = data[t];
             float* q = Q + static_cast<int64_t>(x.i) * stride;
+            if (t + kPrefetchAhead < end) prefetch_row(Q + static_cast<int64_t>(data[t + kPrefetchAhead].i) * stride, NV);
             float d;
             if (have_dot) {
                 d = next_dot;

@@ -28,6 +28,14 @@ def _progress(total: int, desc: str, show: bool) -> Any:
     return tqdm(total=total, desc=desc, disable=not show, leave=False, unit="epoch")
 
 
+def _divergence_error(model: Recommender, name: str, epoch: int) -> DivergenceError:
+    return DivergenceError(
+        f"{type(model).__name__}: {name} diverged to NaN or infinity in epoch {epoch + 1}; "
+        "lower the learning rate, raise the regularization, or scale the interaction "
+        "weights down, then fit again"
+    )
+
+
 def _check_finite(model: Recommender, epoch: int, names: Iterable[str]) -> None:
     for name in names:
         value = getattr(model, name, None)
@@ -38,11 +46,7 @@ def _check_finite(model: Recommender, epoch: int, names: Iterable[str]) -> None:
         if np.isfinite(np.add.reduce(value, axis=None)):
             continue
         if not np.isfinite(value).all():
-            raise DivergenceError(
-                f"{type(model).__name__}: {name} diverged to NaN or infinity in epoch {epoch + 1}; "
-                "lower the learning rate, raise the regularization, or scale the interaction "
-                "weights down, then fit again"
-            )
+            raise _divergence_error(model, name, epoch)
 
 
 def run_epochs(
@@ -58,6 +62,7 @@ def run_epochs(
     callbacks: Iterable[Callback] = (),
     show_progress: bool = True,
     desc: str | None = None,
+    check_arrays_every_epoch: bool = True,
 ) -> list[dict[str, float]]:
     """Run ``step(epoch)`` up to ``n_epochs`` times and return the per-epoch history.
 
@@ -72,6 +77,10 @@ def run_epochs(
         Stop after this many evaluations without improvement and restore the learned arrays
         of the best evaluated epoch (needs ``eval_set``).
     callbacks : callables ``(model, epoch, logs) -> stop?``
+    check_arrays_every_epoch : bool
+        Check the learned arrays for NaN and infinity after every epoch (else only after the
+        last one: for a ``step`` that raises ``DivergenceError`` itself when its loss is not
+        finite, since a non-finite parameter makes the next epoch's loss non-finite).
     """
     from ._validation import check_positive_int
     from .evaluation import evaluate
@@ -92,7 +101,8 @@ def run_epochs(
             stats = step(epoch)
             if stats:
                 logs.update({k: float(v) for k, v in stats.items()})
-            _check_finite(model, epoch, learned)
+            if check_arrays_every_epoch:
+                _check_finite(model, epoch, learned)
             if eval_set is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == n_epochs):
                 table = evaluate(model, None, eval_set, k=eval_k, metrics=[eval_metric], fit=False)
                 value = float(table["value"].iloc[0])
@@ -111,6 +121,8 @@ def run_epochs(
                 stop = True
             if stop:
                 break
+    if not check_arrays_every_epoch and history:
+        _check_finite(model, len(history) - 1, learned)
     if best_state is not None and best_epoch != len(history) - 1:
         for name, value in best_state.items():
             setattr(model, name, value)

@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _core
-from .._training import Callback, run_epochs
+from .._training import Callback, _check_finite, _divergence_error, run_epochs
 from .._validation import check_positive_int, resolve_threads
 from ..base import IdKind, as_interactions, check_random_state
 from ..data import Interactions
@@ -226,6 +226,9 @@ class _ExplicitFactorModel(FactorRecommender, _RatingModel):
         def epoch_step(epoch: int) -> dict[str, float]:
             sse, n = step(epoch)
             self._invalidate_vectors()  # the kernels update the factor arrays in place
+            if not np.isfinite(sse):  # a NaN or infinite parameter makes some error non-finite
+                _check_finite(self, epoch, self._learned)
+                raise _divergence_error(self, "the training error", epoch)
             logs = {"train_rmse": float(np.sqrt(sse / n)) if n else float("nan")}
             if monitor is not None and np.isfinite(logs["train_rmse"]):
                 logs.update(monitor.after_epoch(epoch))
@@ -236,7 +239,7 @@ class _ExplicitFactorModel(FactorRecommender, _RatingModel):
             callbacks.append(monitor.should_stop)
         history = run_epochs(
             self, n_epochs, epoch_step, callbacks=callbacks, show_progress=bool(show_progress),
-            desc=type(self).__name__,
+            desc=type(self).__name__, check_arrays_every_epoch=False,
         )
         if monitor is not None:
             monitor.restore(history)
