@@ -681,7 +681,7 @@ def test_svdpp_user_vectors_include_the_implicit_term(small_interactions):
 
 
 def test_kernel_name_is_reported(monkeypatch):
-    assert K.sgd_kernel_name() in ("avx512", "avx2-fma", "generic")
+    assert K.sgd_kernel_name() in ("avx2-fma", "generic")
     monkeypatch.setenv("RECFORGE_VECTOR_KERNEL", "generic")
     assert K.sgd_kernel_name() == "generic"
 

@@ -117,7 +117,8 @@ void check_factors(const Factors<T>& m, bool need_implicit) {
 // load and store is one whole vector inside one cache line, with no scalar tail (the padding
 // stays zero, both updates being linear in it). Over a run of consecutive ratings of one user
 // (the shuffled order groups them) the user's row and bias stay in registers, so a step loads
-// and stores only the item's row.
+// and stores only the item's row. For the usual rates it also applies the weight decay lazily
+// and looks one rating ahead (svd_runs_scaled_avx2).
 // ---------------------------------------------------------------------------------------------
 template <class T>
 struct Triple {
@@ -256,7 +257,8 @@ __attribute__((target("avx2,fma"))) void svd_runs_avx2(const Factors<float>& m, 
         for (; t < end && data[t].u == u; ++t) {
             const Triple<float>& x = data[t];
             float* q = Q + static_cast<int64_t>(x.i) * stride;
-            if (t + kPrefetchAhead < end) prefetch_row(Q + static_cast<int64_t>(data[t + kPrefetchAhead].i) * stride, NV);
+            if (t + kPrefetchAhead < end)
+                prefetch_row(Q + static_cast<int64_t>(data[t + kPrefetchAhead].i) * stride, NV);
             __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
             for (int v = 0; v < NV; v += 4) {
                 s0 = _mm256_fmadd_ps(pr[v], _mm256_load_ps(q + 8 * v), s0);
@@ -355,7 +357,8 @@ __attribute__((target("avx2,fma"))) void svd_runs_scaled_avx2(const Factors<floa
         for (; t < end && data[t].u == u; ++t) {
             const Triple<float>& x = data[t];
             float* q = Q + static_cast<int64_t>(x.i) * stride;
-            if (t + kPrefetchAhead < end) prefetch_row(Q + static_cast<int64_t>(data[t + kPrefetchAhead].i) * stride, NV);
+            if (t + kPrefetchAhead < end)
+                prefetch_row(Q + static_cast<int64_t>(data[t + kPrefetchAhead].i) * stride, NV);
             float d;
             if (have_dot) {
                 d = next_dot;

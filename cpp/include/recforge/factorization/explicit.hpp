@@ -151,8 +151,8 @@ EpochStats nmf_epoch(const Factors<T>& m, const CsrView& by_user, const T* ratin
 // w_u = [x_u, b_u], X rows = [y_c, 1], t = r - mu - b_c. Rows without ratings get zeros.
 // Returns the squared error of all ratings with the new solutions (after the second half sweep
 // of an epoch, the training error of the model). Deterministic for any n_threads.
-// The instruction set the float32 SVD kernel uses on this CPU: "avx512", "avx2-fma" or
-// "generic" (RECFORGE_VECTOR_KERNEL=generic or avx2 caps it).
+// The instruction set the float32 SVD kernel uses on this CPU: "avx2-fma" or "generic"
+// (RECFORGE_VECTOR_KERNEL=generic forces the portable one).
 const char* sgd_kernel_name();
 
 template <class T>
