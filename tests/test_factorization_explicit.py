@@ -236,7 +236,7 @@ def test_svd_with_threads_is_deterministic_and_as_good_as_one_thread():
 
 
 # The grouped shuffle, stated in Python: splitmix64, Lemire's bounded draws (64-bit for the user
-# and group permutations, 32-bit halves for the runs), Fisher-Yates.
+# and group permutations, 16-bit quarters for the runs), Fisher-Yates.
 _M64 = (1 << 64) - 1
 
 
@@ -263,19 +263,20 @@ class _SplitMix64:
         return m >> bits
 
 
-class _Uniform32:
+class _Uniform16:
     def __init__(self, rng):
-        self.rng, self.word, self.high = rng, 0, False
+        self.rng, self.word, self.left = rng, 0, 0
 
     def next(self):
-        if self.high:
-            self.high = False
-            return self.word >> 32
-        self.word, self.high = self.rng.next(), True
-        return self.word & 0xFFFFFFFF
+        if self.left == 0:
+            self.word, self.left = self.rng.next(), 4
+        x = self.word & 0xFFFF
+        self.word >>= 16
+        self.left -= 1
+        return x
 
     def below(self, n):
-        return self.rng.below(n, self.next, 32)
+        return self.rng.below(n, self.next, 16)
 
 
 def _fisher_yates(x, below):
@@ -295,7 +296,7 @@ def _grouped_order(users, items, n_users, n_items, k, itemsize, seed):
     group_rank = list(range(groups))
     _fisher_yates(group_rank, rng.below)
     group = np.asarray(items, dtype=np.int64) * groups // n_items
-    draw = _Uniform32(rng)
+    draw = _Uniform16(rng)
     order = []
     for g in sorted(range(groups), key=lambda g: group_rank[g]):
         for u in user_perm:

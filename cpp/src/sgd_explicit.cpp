@@ -554,40 +554,41 @@ void fisher_yates(V* x, int64_t n, SplitMix64& rng) {
     for (int64_t t = n - 1; t > 0; --t) std::swap(x[t], x[rng.below(static_cast<uint64_t>(t + 1))]);
 }
 
-// 32-bit draws, two from each splitmix64 output (low half first), with Lemire's bound: the
+// 16-bit draws, four from each splitmix64 output (lowest bits first), with Lemire's bound: the
 // shuffles of short runs, where a draw costs about as much as the swap.
-struct Uniform32 {
+struct Uniform16 {
     SplitMix64& rng;
     uint64_t word = 0;
-    bool high = false;
+    int left = 0;
     uint32_t next() {
-        if (high) {
-            high = false;
-            return static_cast<uint32_t>(word >> 32);
+        if (left == 0) {
+            word = rng.next();
+            left = 4;
         }
-        word = rng.next();
-        high = true;
-        return static_cast<uint32_t>(word);
+        const uint32_t x = static_cast<uint32_t>(word & 0xFFFFu);
+        word >>= 16;
+        --left;
+        return x;
     }
-    // uniform in [0, n), 0 < n < 2^32
+    // uniform in [0, n), 0 < n <= 2^16
     uint32_t below(uint32_t n) {
-        uint64_t m = static_cast<uint64_t>(next()) * n;
-        uint32_t low = static_cast<uint32_t>(m);
+        uint32_t m = next() * n;
+        uint32_t low = m & 0xFFFFu;
         if (low < n) {
-            const uint32_t threshold = (0u - n) % n;
+            const uint32_t threshold = (65536u - n) % n;
             while (low < threshold) {
-                m = static_cast<uint64_t>(next()) * n;
-                low = static_cast<uint32_t>(m);
+                m = next() * n;
+                low = m & 0xFFFFu;
             }
         }
-        return static_cast<uint32_t>(m >> 32);
+        return m >> 16;
     }
 };
 
 // A run of one user's ratings in one item group, shuffled (Fisher-Yates)
 template <class V>
-void shuffle_run(V* x, int64_t n, Uniform32& draw, SplitMix64& rng) {
-    if (n >= (int64_t{1} << 32)) {
+void shuffle_run(V* x, int64_t n, Uniform16& draw, SplitMix64& rng) {
+    if (n > 65536) {
         fisher_yates(x, n, rng);
         return;
     }
@@ -671,7 +672,7 @@ struct SvdWorkspace::Impl {
         counting_sort(by_user.data(), n, n_blocks * groups, key, order);
         for (int64_t b = 0; b <= n_blocks; ++b) offset[static_cast<size_t>(b)] = start[static_cast<size_t>(b * groups)];
         // 3. each user's ratings within a group in a random order
-        Uniform32 draw{rng};
+        Uniform16 draw{rng};
         int64_t* o = order.data();
         for (int64_t j = 0; j < n;) {
             const int32_t u = users[o[j]];
@@ -729,7 +730,7 @@ struct SvdWorkspace::Impl {
     template <class V, class Make>
     void emit_segments(V* out, Make make) const {
         SplitMix64 rng = run_rng;
-        Uniform32 draw{rng};
+        Uniform16 draw{rng};
         int64_t pos = 0;
         for (const auto& [begin, end] : segments) {
             const int64_t first = pos;
