@@ -236,7 +236,8 @@ def test_svd_with_threads_is_deterministic_and_as_good_as_one_thread():
 
 
 # The grouped shuffle, stated in Python: splitmix64, Lemire's bounded draws (64-bit for the user
-# and group permutations, 16-bit quarters for the runs), Fisher-Yates.
+# and group permutations, 16-bit quarters for the runs), Fisher-Yates (back to front for the
+# permutations, front to back for the runs).
 _M64 = (1 << 64) - 1
 
 
@@ -285,6 +286,12 @@ def _fisher_yates(x, below):
         x[t], x[j] = x[j], x[t]
 
 
+def _fisher_yates_forward(x, below):
+    for t in range(1, len(x)):
+        j = below(t + 1)
+        x[t], x[j] = x[j], x[t]
+
+
 def _grouped_order(users, items, n_users, n_items, k, itemsize, seed):
     """Item groups (ranges of consecutive items of about 256 KiB of padded rows) in a random
     order; in each, users in a random order; each user's ratings in the group in a random order."""
@@ -301,7 +308,7 @@ def _grouped_order(users, items, n_users, n_items, k, itemsize, seed):
     for g in sorted(range(groups), key=lambda g: group_rank[g]):
         for u in user_perm:
             run = [int(t) for t in np.flatnonzero((users == u) & (group == g))]
-            _fisher_yates(run, draw.below)
+            _fisher_yates_forward(run, draw.below)
             order += run
     return np.asarray(order, dtype=np.int64)
 

@@ -586,13 +586,28 @@ struct Uniform16 {
 };
 
 // A run of one user's ratings in one item group, shuffled (Fisher-Yates)
+// in place, front to back: x[t] swaps with x[j], j uniform in [0, t], for t = 1, 2, ...
 template <class V>
 void shuffle_run(V* x, int64_t n, Uniform16& draw, SplitMix64& rng) {
     if (n > 65536) {
-        fisher_yates(x, n, rng);
+        for (int64_t t = 1; t < n; ++t) std::swap(x[t], x[rng.below(static_cast<uint64_t>(t + 1))]);
         return;
     }
-    for (int64_t t = n - 1; t > 0; --t) std::swap(x[t], x[draw.below(static_cast<uint32_t>(t + 1))]);
+    for (int64_t t = 1; t < n; ++t) std::swap(x[t], x[draw.below(static_cast<uint32_t>(t + 1))]);
+}
+
+// The same permutation written while the run is copied (the "inside-out" form): element t goes
+// to a uniform j in [0, t] and the element there moves to t.
+template <class V, class Make>
+void emit_shuffled_run(V* out, int64_t begin, int64_t end, Make make, Uniform16& draw, SplitMix64& rng) {
+    const int64_t n = end - begin;
+    out[0] = make(begin);
+    for (int64_t t = 1; t < n; ++t) {
+        const int64_t j = n > 65536 ? static_cast<int64_t>(rng.below(static_cast<uint64_t>(t + 1)))
+                                    : static_cast<int64_t>(draw.below(static_cast<uint32_t>(t + 1)));
+        out[t] = out[j];
+        out[j] = make(begin + t);
+    }
 }
 
 }  // namespace
@@ -733,9 +748,8 @@ struct SvdWorkspace::Impl {
         Uniform16 draw{rng};
         int64_t pos = 0;
         for (const auto& [begin, end] : segments) {
-            const int64_t first = pos;
-            for (int64_t x = begin; x < end; ++x) out[pos++] = make(x);
-            if (pos - first > 1) shuffle_run(out + first, pos - first, draw, rng);
+            emit_shuffled_run(out + pos, begin, end, make, draw, rng);
+            pos += end - begin;
         }
     }
 
@@ -774,17 +788,27 @@ EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_
                          const SgdRates<T>& rates, bool shuffle, uint64_t seed, int n_threads, int64_t min_block,
                          SvdWorkspace* workspace) {
     check_factors(m, false);
-    bool sorted = true;  // by user, then item
+    // branch-free passes (the compiler vectorizes them); the slow loop below names a bad index
+    int32_t lo = 0, hi_user = -1, hi_item = -1;
+    int64_t unsorted = 0;  // pairs out of (user, item) order
     for (int64_t t = 0; t < n; ++t) {
-        if (users[t] < 0 || users[t] >= m.n_users)
-            throw std::out_of_range("user index " + std::to_string(users[t]) + " outside [0, " +
-                                    std::to_string(m.n_users) + ")");
-        if (items[t] < 0 || items[t] >= m.n_items)
-            throw std::out_of_range("item index " + std::to_string(items[t]) + " outside [0, " +
-                                    std::to_string(m.n_items) + ")");
-        if (t > 0 && (users[t] < users[t - 1] || (users[t] == users[t - 1] && items[t] < items[t - 1])))
-            sorted = false;
+        lo = std::min(lo, std::min(users[t], items[t]));
+        hi_user = std::max(hi_user, users[t]);
+        hi_item = std::max(hi_item, items[t]);
     }
+    for (int64_t t = 1; t < n; ++t)
+        unsorted += (users[t] < users[t - 1]) | ((users[t] == users[t - 1]) & (items[t] < items[t - 1]));
+    if (lo < 0 || hi_user >= m.n_users || hi_item >= m.n_items) {
+        for (int64_t t = 0; t < n; ++t) {
+            if (users[t] < 0 || users[t] >= m.n_users)
+                throw std::out_of_range("user index " + std::to_string(users[t]) + " outside [0, " +
+                                        std::to_string(m.n_users) + ")");
+            if (items[t] < 0 || items[t] >= m.n_items)
+                throw std::out_of_range("item index " + std::to_string(items[t]) + " outside [0, " +
+                                        std::to_string(m.n_items) + ")");
+        }
+    }
+    const bool sorted = unsorted == 0;  // by user, then item
     SvdWorkspace local;
     SvdWorkspace::Impl& ws = (workspace ? *workspace : local).impl();
     const bool by_segments =
