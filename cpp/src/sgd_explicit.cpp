@@ -374,11 +374,13 @@ __attribute__((target("avx2,fma"))) void svd_runs_scaled_avx2(const Factors<floa
             }
             float& bref = item_scale[x.i];
             const float b = bref;
+            // the factors of err in the two steps do not depend on err: formed off the chain
+            const float to_alpha = c.lr_pu * b * (icp * ia), to_beta = c.lr_qi * a * (icq / b);
             const float err = c.bias_step(x, (a * b) * d, bu);
             local += static_cast<double>(err) * err;
             const float a_new = cp * a, ia_new = ia * icp, b_new = cq * b;
-            const float alpha = (c.lr_pu * err) * b * (icp * ia);  // p~ step, along q~
-            const float beta = (c.lr_qi * err) * a * (icq / b);    // q~ step, along p~
+            const float alpha = err * to_alpha;  // p~ step, along q~
+            const float beta = err * to_beta;    // q~ step, along p~
             const __m256 valpha = _mm256_set1_ps(alpha), vbeta = _mm256_set1_ps(beta);
             const bool ahead = t + 1 < end && data[t + 1].u == u && data[t + 1].i != x.i;
             if (ahead) {
