@@ -114,8 +114,9 @@ def run_epochs(
                 else:
                     stale += 1
             history.append(logs)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k != "epoch"}, refresh=False)
-            bar.update(1)
+            if show_progress:  # a disabled bar still formats its postfix
+                bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k != "epoch"}, refresh=False)
+                bar.update(1)
             stop = any(bool(cb(model, epoch, logs)) for cb in callbacks)
             if early_stopping is not None and stale >= early_stopping:
                 stop = True

@@ -500,13 +500,14 @@ class SVD(_ExplicitFactorModel):
         threads = self._threads_now()
         shuffle = bool(self.shuffle)
         workspace = _kernels.SvdWorkspace()  # the epoch buffers, kept for the next epoch
+        seeds = rng.integers(0, 2**63 - 1, size=check_positive_int(self.n_epochs, "n_epochs"))
 
         def step(epoch: int) -> tuple[float, int]:
             f = self._lr_factor(epoch)
             return _kernels.svd_epoch(
                 users, items, values, self.user_factors_, self.item_factors_,
                 self.user_bias_ if biased else None, self.item_bias_ if biased else None, mu,
-                lr=[v * f for v in lr], reg=reg, shuffle=shuffle, seed=_seed(rng), n_threads=threads,
+                lr=[v * f for v in lr], reg=reg, shuffle=shuffle, seed=int(seeds[epoch]), n_threads=threads,
                 workspace=workspace,
             )
 
