@@ -382,7 +382,7 @@ class SVD(_ExplicitFactorModel):
     """Biased matrix factorization (Funk SVD) trained by SGD, as Surprise's ``SVD``.
 
     r^_ui = mu + b_u + b_i + q_i . p_u, or q_i . p_u with ``biased=False`` (PMF). Each epoch
-    visits every rating once (in a new random order when ``shuffle``) and steps
+    visits every rating once (in a new grouped random order when ``shuffle``) and steps
     b_u += lr_bu (e - reg_bu b_u), b_i += lr_bi (e - reg_bi b_i),
     p_u += lr_pu (e q_i - reg_pu p_u), q_i += lr_qi (e p_u - reg_qi q_i), with e = r - r^.
 
@@ -403,8 +403,11 @@ class SVD(_ExplicitFactorModel):
         Schedule: the learning rates of epoch t are multiplied by ``lr_decay ** t`` (1.0, the
         default and Surprise's behaviour, keeps them constant; e.g. 0.95 decays them).
     shuffle : bool
-        Visit the ratings in a new random order every epoch (seeded by ``random_state``).
-        ``False`` visits them user by user in index order, as Surprise does.
+        Visit the ratings in a new random order every epoch (seeded by ``random_state``),
+        grouped for the cache: ranges of item indices (about 256 KiB of factor rows each) in a
+        random order, within a range the users in a random order, and each user's ratings in
+        the range in a random order (docs: "SVD and PMF"). ``False`` visits them user by user
+        in index order, as Surprise does.
     rating_scale : (low, high), optional
         Range that predictions are clipped to; by default the training ratings' range. Ratings
         outside a given scale raise ``ValueError``.
