@@ -313,12 +313,14 @@ def _grouped_order(users, items, n_users, n_items, k, itemsize, seed):
     return np.asarray(order, dtype=np.int64)
 
 
-@pytest.mark.parametrize("n_items,k,itemsize", [(9, 4, 4), (700, 100, 4), (700, 100, 8), (3000, 24, 4)])
+@pytest.mark.parametrize("n_users,n_items,k,itemsize", [
+    (40, 9, 4, 4), (40, 700, 100, 4), (40, 700, 100, 8), (40, 3000, 24, 4),
+    (5000, 3000, 24, 4),  # many more (user, item range) pairs than ratings: the counting sorts
+])
 @pytest.mark.parametrize("sorted_input", [True, False])
-def test_svd_epoch_order_is_the_grouped_shuffle(n_items, k, itemsize, sorted_input):
-    rng = np.random.default_rng(n_items + k)
-    n_users = 40
-    mask = rng.random((n_users, n_items)) < min(1.0, 60 / n_items)
+def test_svd_epoch_order_is_the_grouped_shuffle(n_users, n_items, k, itemsize, sorted_input):
+    rng = np.random.default_rng(n_items + k + n_users)
+    mask = rng.random((n_users, n_items)) < min(1.0, 60 / n_items) * (40 / n_users)
     users, items = (a.astype(np.int32) for a in np.nonzero(mask))  # sorted by user, then item
     if not sorted_input:  # the other path of the kernel: counting sorts
         perm = rng.permutation(len(users))

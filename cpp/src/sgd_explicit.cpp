@@ -652,9 +652,9 @@ struct SvdWorkspace::Impl {
             return static_cast<int64_t>(user_stratum[static_cast<size_t>(users[t])]) * S +
                    item_stratum[static_cast<size_t>(items[t])];
         };
-        order.resize(static_cast<size_t>(n));
         offset.assign(static_cast<size_t>(n_blocks + 1), 0);
         if (!shuffle) {
+            order.resize(static_cast<size_t>(n));
             counting_sort(nullptr, n, n_blocks, block_of, order);
             for (int64_t b = 0; b <= n_blocks; ++b) offset[static_cast<size_t>(b)] = start[static_cast<size_t>(b)];
             return false;
@@ -675,12 +675,16 @@ struct SvdWorkspace::Impl {
         item_rank.resize(static_cast<size_t>(n_items));
         for (int64_t i = 0; i < n_items; ++i)
             item_rank[static_cast<size_t>(i)] = static_cast<int32_t>(group_rank[static_cast<size_t>(i * groups / n_items)]);
-        if (strata == 1 && (sorted < 0 ? sorted_by_user_item(users, items, n) : sorted == 1)) {
+        // the cut table of plan_sorted has n_users x (groups + 1) entries: only when that is
+        // not much more than the ratings themselves
+        const bool cuts_fit = n_users * (groups + 1) <= 2 * n + 4096;
+        if (strata == 1 && cuts_fit && (sorted < 0 ? sorted_by_user_item(users, items, n) : sorted == 1)) {
             plan_sorted(users, items, n, n_users, n_items, groups, group_rank, rng);
             return true;
         }
         // 1. by user rank; 2. stably by (block, item group rank): in each group the users keep
         //    their rank order and each user's ratings are consecutive
+        order.resize(static_cast<size_t>(n));
         by_user.resize(static_cast<size_t>(n));
         counting_sort(nullptr, n, n_users,
                       [&](int64_t t) { return static_cast<int64_t>(user_rank[static_cast<size_t>(users[t])]); },
@@ -776,8 +780,10 @@ SvdWorkspace::~SvdWorkspace() = default;
 EpochPlan svd_epoch_plan(const int32_t* users, const int32_t* items, int64_t n, int64_t n_users, int64_t n_items,
                          int k, size_t itemsize, bool shuffle, uint64_t seed, int n_threads, int64_t min_block) {
     SvdWorkspace ws;
-    if (ws.impl().plan(users, items, n, n_users, n_items, k, itemsize, shuffle, seed, n_threads, min_block))
+    if (ws.impl().plan(users, items, n, n_users, n_items, k, itemsize, shuffle, seed, n_threads, min_block)) {
+        ws.impl().order.resize(static_cast<size_t>(n));
         ws.impl().emit_segments(ws.impl().order.data(), [](int64_t x) { return x; });
+    }
     EpochPlan plan;
     plan.order = std::move(ws.impl().order);
     plan.offset = std::move(ws.impl().offset);
