@@ -237,6 +237,19 @@ __attribute__((target("avx2,fma"))) inline void prefetch_row(const float* row, i
     for (int line = 0; line < nv * 32; line += 64) _mm_prefetch(bytes + line, _MM_HINT_T0);
 }
 
+// The dot product of a row held in NV registers with a padded row, in four partial sums.
+template <int NV>
+__attribute__((target("avx2,fma"), always_inline)) inline float dot_registers(const __m256* pr, const float* q) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (int v = 0; v < NV; v += 4) {
+        s0 = _mm256_fmadd_ps(pr[v], _mm256_load_ps(q + 8 * v), s0);
+        if (v + 1 < NV) s1 = _mm256_fmadd_ps(pr[v + 1], _mm256_load_ps(q + 8 * v + 8), s1);
+        if (v + 2 < NV) s2 = _mm256_fmadd_ps(pr[v + 2], _mm256_load_ps(q + 8 * v + 16), s2);
+        if (v + 3 < NV) s3 = _mm256_fmadd_ps(pr[v + 3], _mm256_load_ps(q + 8 * v + 24), s3);
+    }
+    return hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
 // Rows of NV vectors (k <= 8 NV): the user's row lives in NV registers over the user's run.
 template <int NV>
 __attribute__((target("avx2,fma"))) void svd_runs_avx2(const Factors<float>& m, float* P, float* Q, float*, int64_t stride,
@@ -259,14 +272,7 @@ __attribute__((target("avx2,fma"))) void svd_runs_avx2(const Factors<float>& m, 
             float* q = Q + static_cast<int64_t>(x.i) * stride;
             if (t + kPrefetchAhead < end)
                 prefetch_row(Q + static_cast<int64_t>(data[t + kPrefetchAhead].i) * stride, NV);
-            __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-            for (int v = 0; v < NV; v += 4) {
-                s0 = _mm256_fmadd_ps(pr[v], _mm256_load_ps(q + 8 * v), s0);
-                if (v + 1 < NV) s1 = _mm256_fmadd_ps(pr[v + 1], _mm256_load_ps(q + 8 * v + 8), s1);
-                if (v + 2 < NV) s2 = _mm256_fmadd_ps(pr[v + 2], _mm256_load_ps(q + 8 * v + 16), s2);
-                if (v + 3 < NV) s3 = _mm256_fmadd_ps(pr[v + 3], _mm256_load_ps(q + 8 * v + 24), s3);
-            }
-            const float dot = hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+            const float dot = dot_registers<NV>(pr, q);
             const float err = c.bias_step(x, dot, bu);
             local += static_cast<double>(err) * err;
             const __m256 vep = _mm256_set1_ps(c.lr_pu * err), veq = _mm256_set1_ps(c.lr_qi * err);
@@ -363,14 +369,7 @@ __attribute__((target("avx2,fma"))) void svd_runs_scaled_avx2(const Factors<floa
             if (have_dot) {
                 d = next_dot;
             } else {
-                __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-                for (int v = 0; v < NV; v += 4) {
-                    s0 = _mm256_fmadd_ps(pr[v], _mm256_load_ps(q + 8 * v), s0);
-                    if (v + 1 < NV) s1 = _mm256_fmadd_ps(pr[v + 1], _mm256_load_ps(q + 8 * v + 8), s1);
-                    if (v + 2 < NV) s2 = _mm256_fmadd_ps(pr[v + 2], _mm256_load_ps(q + 8 * v + 16), s2);
-                    if (v + 3 < NV) s3 = _mm256_fmadd_ps(pr[v + 3], _mm256_load_ps(q + 8 * v + 24), s3);
-                }
-                d = hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+                d = dot_registers<NV>(pr, q);
             }
             float& bref = item_scale[x.i];
             const float b = bref;
