@@ -400,6 +400,110 @@ def test_svd_epoch_workspace_gives_the_same_epochs_for_any_shapes():
         np.testing.assert_array_equal(runs[0][1], runs[1][1])
 
 
+def _padded_view(a, stride, misalign=False):
+    """a (n, k) copied into the first k columns of rows `stride` floats apart, 32-byte aligned
+    (or 16 bytes off that)."""
+    n, k = a.shape
+    raw = np.zeros(n * stride + 16, dtype=a.dtype)
+    off = (-raw.ctypes.data % 32) // a.itemsize + (16 // a.itemsize if misalign else 0)
+    rows = raw[off: off + n * stride].reshape(n, stride)
+    rows[:, k:] = 7.0  # the kernel must not read the padding as factors
+    rows[:, :k] = a
+    return rows[:, :k], rows
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shuffle,threads", [(True, 1), (False, 1), (True, 2)])
+def test_svd_trainer_epochs_equal_svd_epoch(dtype, shuffle, threads):
+    R, rng = _random_ratings(n_users=120, n_items=90, density=0.4, seed=4)
+    users = np.repeat(np.arange(R.shape[0], dtype=np.int32), np.diff(R.indptr))
+    items, ratings = R.indices.astype(np.int32), R.data.astype(dtype)
+    k = 13
+    P0 = rng.normal(0, 0.3, (R.shape[0], k)).astype(dtype)
+    Q0 = rng.normal(0, 0.3, (R.shape[1], k)).astype(dtype)
+    mu = float(ratings.mean())
+    trainer = K.SvdTrainer(users, items, ratings, R.shape[0], R.shape[1])
+    assert trainer.size == R.nnz
+    ws = K.SvdWorkspace()
+    runs = []
+    for use_trainer in (False, True):
+        P, Q = P0.copy(), Q0.copy()
+        bu, bi = np.zeros(R.shape[0], dtype), np.zeros(R.shape[1], dtype)
+        stats = []
+        for epoch in range(3):
+            args = dict(lr=LR, reg=REG, shuffle=shuffle, seed=epoch, n_threads=threads, min_block=256)
+            if use_trainer:
+                stats.append(trainer.epoch(P, Q, bu, bi, mu, **args))
+            else:
+                stats.append(K.svd_epoch(users, items, ratings, P, Q, bu, bi, mu, workspace=ws, **args))
+        runs.append((P, Q, bu, bi, stats))
+    for a, b in zip(runs[0], runs[1]):
+        if isinstance(a, list):
+            assert a == b
+        else:
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kernel", [None, "generic"])
+@pytest.mark.parametrize("layout", ["padded", "misaligned", "wide"])
+def test_svd_epoch_on_views_of_wider_rows_equals_contiguous_arrays(kernel, layout, monkeypatch):
+    if kernel:
+        monkeypatch.setenv("RECFORGE_VECTOR_KERNEL", kernel)
+    R, rng = _random_ratings(n_users=40, n_items=30, density=0.5, seed=6)
+    users = np.repeat(np.arange(R.shape[0], dtype=np.int32), np.diff(R.indptr))
+    items, ratings = R.indices.astype(np.int32), R.data.astype(np.float32)
+    k = 19
+    stride = {"padded": K.svd_padded_stride(k), "misaligned": K.svd_padded_stride(k), "wide": 29}[layout]
+    assert K.svd_padded_stride(k) == 24
+    P0 = rng.normal(0, 0.3, (R.shape[0], k)).astype(np.float32)
+    Q0 = rng.normal(0, 0.3, (R.shape[1], k)).astype(np.float32)
+    P, Q = P0.copy(), Q0.copy()
+    (Pv, Prows), (Qv, Qrows) = (_padded_view(a, stride, layout == "misaligned") for a in (P0, Q0))
+    assert not Pv.flags.c_contiguous
+    trainer = K.SvdTrainer(users, items, ratings, R.shape[0], R.shape[1])
+    for epoch in range(3):
+        a = K.svd_epoch(users, items, ratings, P, Q, lr=LR, reg=REG, seed=epoch)
+        b = trainer.epoch(Pv, Qv, lr=LR, reg=REG, seed=epoch)
+        assert a == b
+    np.testing.assert_array_equal(Pv, P)
+    np.testing.assert_array_equal(Qv, Q)
+    # the vector kernel works in place on its own layout (and zeroes the padding); other layouts
+    # are copied, and their other columns stay as they were
+    in_place = layout == "padded" and K.sgd_kernel_name() == "avx2-fma"
+    for rows in (Prows, Qrows):
+        np.testing.assert_array_equal(rows[:, k:], 0.0 if in_place else 7.0)
+
+
+def test_svd_trainer_rejects_bad_input():
+    u = np.array([0, 1, 1], dtype=np.int32)
+    i = np.array([0, 2, 1], dtype=np.int32)
+    r = np.array([4.0, 3.0, 5.0], dtype=np.float32)
+    with pytest.raises(IndexError, match="item index 5"):
+        K.SvdTrainer(u, np.array([0, 5, 1], dtype=np.int32), r, 2, 3)
+    with pytest.raises(IndexError, match="user index"):
+        K.SvdTrainer(u, i, r, 1, 3)
+    with pytest.raises(ValueError, match="entries"):
+        K.SvdTrainer(u, i[:2], r, 2, 3)
+    trainer = K.SvdTrainer(u, i, r, 2, 3)  # unsorted triples are fine
+    P, Q = np.zeros((2, 4), np.float32), np.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError, match="float32"):
+        trainer.epoch(P.astype(np.float64), Q.astype(np.float64), lr=LR, reg=REG)
+    with pytest.raises(ValueError, match="item rows"):
+        trainer.epoch(P, np.zeros((4, 4), np.float32), lr=LR, reg=REG)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        trainer.epoch(P, np.zeros((3, 8), np.float32)[:, ::2], lr=LR, reg=REG)
+    with pytest.raises(ValueError, match="columns"):
+        trainer.epoch(P, np.zeros((3, 5), np.float32), lr=LR, reg=REG)
+    with pytest.raises(ValueError):
+        K.svd_padded_stride(0)
+
+
+def test_svd_fit_leaves_c_contiguous_factors(small_interactions):
+    model = rf.SVD(factors=10, n_epochs=3, random_state=0).fit(small_interactions, show_progress=False)
+    assert model.user_factors_.flags.c_contiguous and model.item_factors_.flags.c_contiguous
+    assert model.user_factors_.shape[1] == model.item_factors_.shape[1] == 10
+
+
 def test_svd_epoch_order_rejects_bad_input():
     u = np.array([0, 1], dtype=np.int32)
     with pytest.raises(IndexError):
@@ -707,3 +811,33 @@ def test_recommendations_during_training_do_not_leave_stale_vectors(small_intera
     items, scores = m.recommend("u3", n=3)
     np.testing.assert_allclose(scores, m.predict("u3", items, clip=False), rtol=1e-5, atol=1e-5)
     assert len(calls) == 4
+
+
+# ----------------------------------------------------------------------------------------
+# initial factors
+# ----------------------------------------------------------------------------------------
+def test_fill_normal_draws_seeded_normals_into_the_view_only():
+    from scipy import stats
+
+    big = np.empty((400, 500))
+    K.fill_normal(big, 1.0, 2.0, 5)
+    assert abs(big.mean() - 1.0) < 0.02 and abs(big.std() - 2.0) < 0.02
+    assert stats.kstest((big.ravel() - 1.0) / 2.0, "norm").pvalue > 1e-3
+    # the tails (beyond the ziggurat's last layer at 3.44) come out at the normal rate
+    z = np.abs(big.ravel() - 1.0) / 2.0
+    assert abs(np.mean(z > 3.5) / (2 * stats.norm.sf(3.5)) - 1) < 0.25
+    again = np.empty((400, 500))
+    K.fill_normal(again, 1.0, 2.0, 5)
+    np.testing.assert_array_equal(big, again)
+    K.fill_normal(again, 1.0, 2.0, 6)
+    assert not np.array_equal(big, again)
+    rows = np.full((30, 16), 9.0, dtype=np.float32)
+    K.fill_normal(rows[:, :10], 0.0, 1.0, 3)
+    np.testing.assert_array_equal(rows[:, 10:], 9.0)
+    packed = np.empty((30, 10), dtype=np.float32)
+    K.fill_normal(packed, 0.0, 1.0, 3)
+    np.testing.assert_array_equal(rows[:, :10], packed)  # the same draws, row by row
+    with pytest.raises(ValueError):
+        K.fill_normal(packed, 0.0, -1.0, 3)
+    with pytest.raises(ValueError):
+        K.fill_normal(packed, np.nan, 1.0, 3)

@@ -2,10 +2,15 @@
 // exists for float32 and float64 arrays (overloads; arrays are never converted), checks shapes
 // and releases the GIL around the kernel.
 #include <array>
+#include <cmath>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <type_traits>
 
 #include "common.hpp"
+#include "recforge/common/random.hpp"
 #include "recforge/factorization/explicit.hpp"
 
 using namespace recforge;
@@ -48,13 +53,39 @@ mf::SgdRates<T> make_rates(const std::array<double, 5>& lr, const std::array<dou
     return r;
 }
 
-// The learned arrays of a model, checked against each other.
+// A factor matrix of any strides (the SVD epoch takes views of the first k columns of wider,
+// padded rows and updates them in place).
 template <class T>
-mf::Factors<T> make_factors(CArray<T>& user_factors, CArray<T>& item_factors,
-                            std::optional<CArray<T>>& user_bias, std::optional<CArray<T>>& item_bias,
-                            double global_mean) {
-    require_ndim(user_factors, 2, "user_factors");
-    require_ndim(item_factors, 2, "item_factors");
+using StridedArray = py::array_t<T>;
+
+// The row stride in elements of a C-contiguous factor matrix (k)...
+template <class T>
+int64_t row_stride(const CArray<T>& a, const char* name) {
+    require_ndim(a, 2, name);
+    return a.shape(1);
+}
+
+// ... and of a strided one, whose columns must be adjacent and rows at least k elements apart.
+template <class T>
+int64_t row_stride(const StridedArray<T>& a, const char* name) {
+    if (a.ndim() != 2)
+        throw std::invalid_argument(std::string(name) + " must be 2-dimensional, got " + std::to_string(a.ndim()) +
+                                    " dimensions");
+    const int64_t k = a.shape(1), s0 = a.strides(0), s1 = a.strides(1);
+    const int64_t size = static_cast<int64_t>(sizeof(T));
+    if (a.shape(0) <= 1) return k;  // one row: its stride is arbitrary and unused
+    if ((k > 1 && s1 != size) || s0 % size != 0 || s0 / size < k)
+        throw std::invalid_argument(std::string(name) +
+                                    " must be C-contiguous or a view of the first columns of a C-contiguous array");
+    return s0 / size;
+}
+
+// The learned arrays of a model, checked against each other.
+template <class T, class A>
+mf::Factors<T> make_factors(A& user_factors, A& item_factors, std::optional<CArray<T>>& user_bias,
+                            std::optional<CArray<T>>& item_bias, double global_mean) {
+    const int64_t us = row_stride<T>(user_factors, "user_factors");
+    const int64_t is = row_stride<T>(item_factors, "item_factors");
     if (user_factors.shape(1) != item_factors.shape(1))
         throw std::invalid_argument("user and item factors have different numbers of columns");
     mf::Factors<T> m;
@@ -63,6 +94,8 @@ mf::Factors<T> make_factors(CArray<T>& user_factors, CArray<T>& item_factors,
     m.k = static_cast<int>(user_factors.shape(1));
     m.user_factors = user_factors.mutable_data();
     m.item_factors = item_factors.mutable_data();
+    m.user_stride = us == m.k ? 0 : us;
+    m.item_stride = is == m.k ? 0 : is;
     if (user_bias.has_value() != item_bias.has_value())
         throw std::invalid_argument("give both user_bias and item_bias, or neither");
     if (user_bias) {
@@ -80,12 +113,27 @@ py::tuple stats_tuple(const mf::EpochStats& s) { return py::make_tuple(s.sse, s.
 template <class T>
 void bind_typed(py::module_& m) {
     m.def(
+        "fill_normal",
+        [](StridedArray<T>& out, double mean, double std, uint64_t seed) {
+            const int64_t stride = row_stride<T>(out, "out");
+            if (!std::isfinite(mean) || !std::isfinite(std) || std < 0)
+                throw std::invalid_argument("mean and std must be finite and std non-negative");
+            T* data = out.mutable_data();
+            const int64_t rows = out.shape(0), cols = out.shape(1);
+            py::gil_scoped_release release;
+            fill_normal<T>(data, rows, cols, stride, mean, std, seed);
+        },
+        py::arg("out").noconvert(), py::arg("mean"), py::arg("std"), py::arg("seed"),
+        "Fills a 2-D array (or a view of the first columns of one) with N(mean, std^2) draws from `seed` "
+        "(ziggurat normals of a splitmix64 stream, row by row).");
+    m.def(
         "svd_epoch",
-        [](const CArray<int32_t>& users, const CArray<int32_t>& items, const CArray<T>& ratings, CArray<T>& user_factors,
-           CArray<T>& item_factors, std::optional<CArray<T>> user_bias, std::optional<CArray<T>> item_bias,
-           double global_mean, const std::array<double, 5>& lr, const std::array<double, 5>& reg, bool shuffle,
-           uint64_t seed, int n_threads, int64_t min_block, mf::SvdWorkspace* workspace) {
-            mf::Factors<T> f = make_factors(user_factors, item_factors, user_bias, item_bias, global_mean);
+        [](const CArray<int32_t>& users, const CArray<int32_t>& items, const CArray<T>& ratings,
+           StridedArray<T>& user_factors, StridedArray<T>& item_factors, std::optional<CArray<T>> user_bias,
+           std::optional<CArray<T>> item_bias, double global_mean, const std::array<double, 5>& lr,
+           const std::array<double, 5>& reg, bool shuffle, uint64_t seed, int n_threads, int64_t min_block,
+           mf::SvdWorkspace* workspace) {
+            mf::Factors<T> f = make_factors<T>(user_factors, item_factors, user_bias, item_bias, global_mean);
             require_ndim(users, 1, "users");
             if (min_block < 1) throw std::invalid_argument("min_block must be at least 1");
             const int64_t n = users.shape(0);
@@ -107,7 +155,9 @@ void bind_typed(py::module_& m) {
         py::arg("seed") = 0, py::arg("n_threads") = 1, py::arg("min_block") = 65536,
         py::arg("workspace") = nullptr,
         "One SGD epoch of biased MF / PMF over rating triples (in the grouped shuffle order of svd_epoch_order when "
-        "shuffle); returns (sse, n). A workspace keeps the epoch's buffers for the next epoch.");
+        "shuffle); returns (sse, n). A workspace keeps the epoch's buffers for the next epoch. The factor arrays may "
+        "be views of the first k columns of wider rows: float32 rows svd_padded_stride(k) floats apart and 32-byte "
+        "aligned are updated in place.");
 
     m.def(
         "svdpp_epoch",
@@ -253,9 +303,89 @@ void bind_typed(py::module_& m) {
         "Loss and gradients of one rating under SVD++: (loss, grad_p, grad_q, grad_bu, grad_bi, grad_implicit).");
 }
 
+// An SvdTrainer of either value type as one Python class; epochs on one trainer take turns.
+struct AnySvdTrainer {
+    std::unique_ptr<mf::SvdTrainer<float>> f32;
+    std::unique_ptr<mf::SvdTrainer<double>> f64;
+    std::mutex busy;
+
+    template <class T>
+    mf::SvdTrainer<T>& get() {
+        if constexpr (std::is_same_v<T, float>) {
+            if (f32) return *f32;
+        } else {
+            if (f64) return *f64;
+        }
+        throw std::invalid_argument(std::string("the trainer holds ") + (f32 ? "float32" : "float64") +
+                                    " ratings; pass factor and bias arrays of that dtype");
+    }
+};
+
+template <class T>
+std::unique_ptr<AnySvdTrainer> make_trainer(const CArray<int32_t>& users, const CArray<int32_t>& items,
+                                            const CArray<T>& ratings, int64_t n_users, int64_t n_items) {
+    require_ndim(users, 1, "users");
+    const int64_t n = users.shape(0);
+    require_len(items, n, "items");
+    require_len(ratings, n, "ratings");
+    if (n_users < 0 || n_items < 0) throw std::invalid_argument("n_users and n_items must be non-negative");
+    auto out = std::make_unique<AnySvdTrainer>();
+    py::gil_scoped_release release;
+    auto trainer = std::make_unique<mf::SvdTrainer<T>>(users.data(), items.data(), ratings.data(), n, n_users, n_items);
+    if constexpr (std::is_same_v<T, float>) out->f32 = std::move(trainer);
+    else out->f64 = std::move(trainer);
+    return out;
+}
+
+template <class T>
+py::tuple trainer_epoch(AnySvdTrainer& self, StridedArray<T>& user_factors, StridedArray<T>& item_factors,
+                        std::optional<CArray<T>> user_bias, std::optional<CArray<T>> item_bias, double global_mean,
+                        const std::array<double, 5>& lr, const std::array<double, 5>& reg, bool shuffle,
+                        uint64_t seed, int n_threads, int64_t min_block) {
+    mf::SvdTrainer<T>& trainer = self.get<T>();
+    mf::Factors<T> f = make_factors<T>(user_factors, item_factors, user_bias, item_bias, global_mean);
+    if (min_block < 1) throw std::invalid_argument("min_block must be at least 1");
+    const auto rates = make_rates<T>(lr, reg);
+    mf::EpochStats s;
+    {
+        py::gil_scoped_release release;
+        std::lock_guard<std::mutex> lock(self.busy);
+        s = trainer.epoch(f, rates, shuffle, seed, n_threads, min_block);
+    }
+    return stats_tuple(s);
+}
+
+template <class T>
+void bind_trainer_typed(py::class_<AnySvdTrainer>& c) {
+    c.def(py::init(&make_trainer<T>), py::arg("users").noconvert(), py::arg("items").noconvert(),
+          py::arg("ratings").noconvert(), py::arg("n_users"), py::arg("n_items"));
+    c.def("epoch", &trainer_epoch<T>, py::arg("user_factors").noconvert(), py::arg("item_factors").noconvert(),
+          py::arg("user_bias").noconvert() = py::none(), py::arg("item_bias").noconvert() = py::none(),
+          py::arg("global_mean") = 0.0, py::arg("lr"), py::arg("reg"), py::arg("shuffle") = true,
+          py::arg("seed") = 0, py::arg("n_threads") = 1, py::arg("min_block") = 65536,
+          "svd_epoch on the trainer's ratings (the same order and result for the same seed); returns (sse, n).");
+}
+
 }  // namespace
 
 void bind_factorization_explicit(py::module_& m) {
+    py::class_<AnySvdTrainer> trainer(
+        m, "SvdTrainer",
+        "The rating triples of one SVD / PMF fit (users, items, ratings, n_users, n_items), checked and copied "
+        "once, with the buffers of its epochs.");
+    bind_trainer_typed<float>(trainer);
+    bind_trainer_typed<double>(trainer);
+    trainer.def_property_readonly("size", [](const AnySvdTrainer& t) { return t.f32 ? t.f32->size() : t.f64->size(); },
+                                  "The number of ratings.");
+    m.def(
+        "svd_padded_stride",
+        [](int k) {
+            if (k < 1) throw std::invalid_argument("k must be positive");
+            return mf::svd_padded_stride(k);
+        },
+        py::arg("k"),
+          "The row stride (in floats) on which the float32 SVD kernel updates factor rows in place.");
+
     py::class_<mf::SvdWorkspace>(m, "SvdWorkspace",
                                  "Buffers of svd_epoch kept from one epoch to the next (one per concurrent fit).")
         .def(py::init<>());

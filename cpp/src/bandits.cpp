@@ -62,56 +62,11 @@ struct Rng {
     double gumbel() { return -std::log(-std::log(open_uniform())); }
 };
 
-struct Ziggurat {
-    uint32_t kn[128];
-    double wn[128], fn[128], knd[128];  // knd: kn as doubles (for the vector kernel)
-    Ziggurat() {
-        const double m1 = 2147483648.0, vn = 9.91256303526217e-3;
-        double dn = 3.442619855899, tn = dn;
-        const double q = vn / std::exp(-0.5 * dn * dn);
-        kn[0] = static_cast<uint32_t>((dn / q) * m1);
-        kn[1] = 0;
-        wn[0] = q / m1;
-        wn[127] = dn / m1;
-        fn[0] = 1.0;
-        fn[127] = std::exp(-0.5 * dn * dn);
-        for (int i = 126; i >= 1; --i) {
-            dn = std::sqrt(-2.0 * std::log(vn / dn + std::exp(-0.5 * dn * dn)));
-            kn[i + 1] = static_cast<uint32_t>((dn / tn) * m1);
-            tn = dn;
-            fn[i] = std::exp(-0.5 * dn * dn);
-            wn[i] = dn / m1;
-        }
-        for (int i = 0; i < 128; ++i) knd[i] = static_cast<double>(kn[i]);
-    }
-};
+using Ziggurat = ZigguratTables;
 
-const Ziggurat& ziggurat() {
-    static const Ziggurat z;
-    return z;
-}
+const Ziggurat& ziggurat() { return ziggurat_tables(); }
 
-double Rng::normal() {
-    const Ziggurat& zg = ziggurat();
-    constexpr double r = 3.442619855899;
-    for (;;) {
-        const uint64_t bits = next();
-        const int iz = static_cast<int>(bits & 127u);
-        const int32_t hz = static_cast<int32_t>(static_cast<uint32_t>(bits >> 32));
-        const uint32_t mag = hz < 0 ? static_cast<uint32_t>(-(static_cast<int64_t>(hz))) : static_cast<uint32_t>(hz);
-        const double x = static_cast<double>(hz) * zg.wn[iz];
-        if (mag < zg.kn[iz]) return x;
-        if (iz == 0) {  // the tail beyond r
-            double xt, yt;
-            do {
-                xt = -std::log(open_uniform()) / r;
-                yt = -std::log(open_uniform());
-            } while (yt + yt < xt * xt);
-            return hz > 0 ? r + xt : -r - xt;
-        }
-        if (zg.fn[iz] + uniform() * (zg.fn[iz - 1] - zg.fn[iz]) < std::exp(-0.5 * x * x)) return x;
-    }
-}
+double Rng::normal() { return ziggurat_normal(*this); }
 
 enum Purpose : uint64_t { kChoose = 1, kEstimate = 2 };
 
@@ -425,18 +380,8 @@ struct BetaTable {
 
 // The rest of a ziggurat draw whose first (iz, hz) left the rectangles, as in Rng::normal.
 double normal_finish(int iz, int32_t hz, Rng& rng) {
-    const Ziggurat& zg = ziggurat();
-    constexpr double r = 3.442619855899;
-    if (iz == 0) {
-        double xt, yt;
-        do {
-            xt = -std::log(rng.open_uniform()) / r;
-            yt = -std::log(rng.open_uniform());
-        } while (yt + yt < xt * xt);
-        return hz > 0 ? r + xt : -r - xt;
-    }
-    const double x = static_cast<double>(hz) * zg.wn[iz];
-    if (zg.fn[iz] + rng.uniform() * (zg.fn[iz - 1] - zg.fn[iz]) < std::exp(-0.5 * x * x)) return x;
+    double x;
+    if (ziggurat_outside(iz, hz, rng, x)) return x;
     return rng.normal();
 }
 

@@ -100,10 +100,14 @@ inline T reg_penalty(const T* x, int k, T reg) {
 }
 
 template <class T>
-void check_factors(const Factors<T>& m, bool need_implicit) {
+void check_factors(const Factors<T>& m, bool need_implicit, bool strided = false) {
     if (m.k <= 0) throw std::invalid_argument("the number of factors must be positive");
     if (!m.user_factors || !m.item_factors) throw std::invalid_argument("factor arrays are missing");
     if (need_implicit && !m.implicit_factors) throw std::invalid_argument("implicit factors are missing");
+    if (m.user_row_stride() < m.k || m.item_row_stride() < m.k)
+        throw std::invalid_argument("a factor row stride is smaller than the number of factors");
+    if (!strided && (m.user_row_stride() != m.k || m.item_row_stride() != m.k))
+        throw std::invalid_argument("this kernel needs factor rows of exactly k elements (C-contiguous arrays)");
 }
 
 
@@ -131,6 +135,7 @@ template <class T>
 void svd_block_generic(const Factors<T>& m, const Triple<T>* data, int64_t begin, int64_t end,
                        const SgdRates<T>& rates, T* scratch, double& sse) {
     const int k = m.k;
+    const int64_t us = m.user_row_stride(), is = m.item_row_stride();
     const bool biased = m.biased();
     T* gp = scratch;
     T* gq = scratch + k;
@@ -138,8 +143,8 @@ void svd_block_generic(const Factors<T>& m, const Triple<T>* data, int64_t begin
     double local = 0.0;
     for (int64_t t = begin; t < end; ++t) {
         const int64_t u = data[t].u, i = data[t].i;
-        T* p = m.user_factors + u * k;
-        T* q = m.item_factors + i * k;
+        T* p = m.user_factors + u * us;
+        T* q = m.item_factors + i * is;
         T& bu = biased ? m.user_bias[u] : dummy_u;
         T& bi = biased ? m.item_bias[i] : dummy_i;
         T gbu, gbi;
@@ -160,30 +165,40 @@ void svd_block_generic(const Factors<T>& m, const Triple<T>* data, int64_t begin
 
 // Factor rows padded to `stride` floats (a multiple of 8), zeros beyond k, 32-byte aligned, in a
 // buffer that outlives the epoch (a workspace), so that its pages are not faulted in every epoch.
+// Rows of `src_stride` floats already in this layout (src_stride == the padded stride, src
+// 32-byte aligned) are used in place, with their padding set to zero.
 class PaddedRows {
 public:
-    PaddedRows(std::vector<float>& buf, const float* src, int64_t rows, int k)
-        : rows_(rows), k_(k), stride_((k + 7) / 8 * 8) {
+    PaddedRows(std::vector<float>& buf, float* src, int64_t src_stride, int64_t rows, int k)
+        : rows_(rows), k_(k), stride_(svd_padded_stride(k)), src_(src), src_stride_(src_stride) {
+        in_place_ = src_stride == stride_ && reinterpret_cast<uintptr_t>(src) % 32 == 0;
+        if (in_place_) {
+            data_ = src;
+            for (int64_t r = 0; r < rows; ++r) std::fill(row(r) + k, row(r) + stride_, 0.0f);
+            return;
+        }
         buf.resize(static_cast<size_t>(rows * stride_ + 8));
         const uintptr_t addr = reinterpret_cast<uintptr_t>(buf.data());
         data_ = buf.data() + ((32 - addr % 32) % 32) / sizeof(float);
         for (int64_t r = 0; r < rows; ++r) {
-            std::memcpy(row(r), src + r * k, sizeof(float) * static_cast<size_t>(k));
+            std::memcpy(row(r), src + r * src_stride, sizeof(float) * static_cast<size_t>(k));
             std::fill(row(r) + k, row(r) + stride_, 0.0f);
         }
     }
     float* row(int64_t r) { return data_ + r * stride_; }
     float* data() { return data_; }
     int64_t stride() const { return stride_; }
-    // back to rows of k floats; with `scale`, row r times scale[r]
-    void copy_to(float* dst, const float* scale = nullptr) {
+    // back to the source rows; with `scale`, row r times scale[r] (scales of 1 leave a row as it is)
+    void copy_back(const float* scale = nullptr) {
         for (int64_t r = 0; r < rows_; ++r) {
-            if (!scale) {
-                std::memcpy(dst + r * k_, row(r), sizeof(float) * static_cast<size_t>(k_));
+            float* dst = src_ + r * src_stride_;
+            const float* from = row(r);
+            if (!scale || scale[r] == 1.0f) {
+                if (!in_place_) std::memcpy(dst, from, sizeof(float) * static_cast<size_t>(k_));
                 continue;
             }
-            const float* src = row(r);
-            for (int f = 0; f < k_; ++f) dst[r * k_ + f] = scale[r] * src[f];
+            const float sr = scale[r];
+            for (int f = 0; f < k_; ++f) dst[f] = sr * from[f];
         }
     }
 
@@ -191,6 +206,9 @@ private:
     int64_t rows_;
     int k_;
     int64_t stride_;
+    float* src_;
+    int64_t src_stride_;
+    bool in_place_ = false;
     float* data_ = nullptr;
 };
 
@@ -614,7 +632,8 @@ void emit_shuffled_run(V* out, int64_t begin, int64_t end, Make make, Uniform16&
 }  // namespace
 
 struct SvdWorkspace::Impl {
-    std::vector<int64_t> order, by_user, start, fill, offset;
+    std::vector<int64_t> order, by_user, start, fill, offset, cuts;
+    int64_t cut_groups = -1;  // the item groups `cuts` was made for (-1: none)
     std::vector<std::pair<int64_t, int64_t>> segments;
     SplitMix64 run_rng{0};
     std::vector<int32_t> user_perm, user_rank, item_rank, user_stratum, item_stratum;
@@ -634,7 +653,8 @@ struct SvdWorkspace::Impl {
     // emit_segments from the generator state `run_rng`) and plan returns true; otherwise it fills
     // `order` and `offset` and returns false. `sorted` is -1 (find out), 0 or 1.
     bool plan(const int32_t* users, const int32_t* items, int64_t n, int64_t n_users, int64_t n_items, int k,
-              size_t itemsize, bool shuffle, uint64_t seed, int n_threads, int64_t min_block, int sorted = -1) {
+              size_t itemsize, bool shuffle, uint64_t seed, int n_threads, int64_t min_block, int sorted = -1,
+              bool keep_cuts = false) {
         // Small blocks cost more in thread start-up and bucketing than a second thread saves
         strata = resolve_threads(n_threads);
         while (strata > 1 && n / (static_cast<int64_t>(strata) * strata) < min_block) --strata;
@@ -678,7 +698,8 @@ struct SvdWorkspace::Impl {
         // not much more than the ratings themselves
         const bool cuts_fit = n_users * (groups + 1) <= 2 * n + 4096;
         if (strata == 1 && cuts_fit && (sorted < 0 ? sorted_by_user_item(users, items, n) : sorted == 1)) {
-            plan_sorted(users, items, n, n_users, n_items, groups, group_rank, rng);
+            if (!keep_cuts || cut_groups != groups) make_cuts(users, items, n, n_users, n_items, groups);
+            plan_sorted(n, n_users, groups, group_rank, rng);
             return true;
         }
         // 1. by user rank; 2. stably by (block, item group rank): in each group the users keep
@@ -712,18 +733,18 @@ struct SvdWorkspace::Impl {
         return true;
     }
 
-    // The same order as the counting sorts give, for ratings sorted by user and then item (the
-    // rows of a CSR matrix with sorted indices, as the models pass them): a user's ratings in one
-    // item group are then a contiguous range of positions, found by binary search.
-    void plan_sorted(const int32_t* users, const int32_t* items, int64_t n, int64_t n_users, int64_t n_items,
-                     int64_t groups, const std::vector<int64_t>& group_rank, SplitMix64& rng) {
-        // cut[u * (groups + 1) + g]: first position of user u's ratings in item group g
-        fill.resize(static_cast<size_t>(n_users * (groups + 1)));
+    // For ratings sorted by user and then item (the rows of a CSR matrix with sorted indices, as
+    // the models pass them) a user's ratings in one item group are a contiguous range of
+    // positions: cuts[u * (groups + 1) + g] is the first position of user u's ratings in item
+    // group g, found by binary search.
+    void make_cuts(const int32_t* users, const int32_t* items, int64_t n, int64_t n_users, int64_t n_items,
+                   int64_t groups) {
+        cuts.resize(static_cast<size_t>(n_users * (groups + 1)));
         int64_t t = 0;
         for (int64_t u = 0; u < n_users; ++u) {
-            int64_t* cut = fill.data() + u * (groups + 1);
+            int64_t* cut = cuts.data() + u * (groups + 1);
             const int64_t begin = t;
-            while (t < n && users[t] == u) ++t;
+            t = std::upper_bound(users + t, users + n, static_cast<int32_t>(u)) - users;
             cut[0] = begin;
             for (int64_t g = 1; g < groups; ++g) {
                 const int32_t first_item = static_cast<int32_t>((g * n_items + groups - 1) / groups);
@@ -731,13 +752,19 @@ struct SvdWorkspace::Impl {
             }
             cut[groups] = t;
         }
+        cut_groups = groups;
+    }
+
+    // The same order as the counting sorts give, from the cut table.
+    void plan_sorted(int64_t n, int64_t n_users, int64_t groups, const std::vector<int64_t>& group_rank,
+                     SplitMix64& rng) {
         std::vector<int64_t> group_of_rank(static_cast<size_t>(groups));
         for (int64_t g = 0; g < groups; ++g) group_of_rank[static_cast<size_t>(group_rank[static_cast<size_t>(g)])] = g;
         segments.clear();
         for (int64_t r = 0; r < groups; ++r) {
             const int64_t g = group_of_rank[static_cast<size_t>(r)];
             for (int64_t ur = 0; ur < n_users; ++ur) {
-                const int64_t* cut = fill.data() + static_cast<int64_t>(user_perm[static_cast<size_t>(ur)]) * (groups + 1);
+                const int64_t* cut = cuts.data() + static_cast<int64_t>(user_perm[static_cast<size_t>(ur)]) * (groups + 1);
                 if (cut[g + 1] > cut[g]) segments.emplace_back(cut[g], cut[g + 1]);
             }
         }
@@ -790,12 +817,11 @@ EpochPlan svd_epoch_plan(const int32_t* users, const int32_t* items, int64_t n, 
     return plan;
 }
 
-template <class T>
-EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_t* items, const T* ratings, int64_t n,
-                         const SgdRates<T>& rates, bool shuffle, uint64_t seed, int n_threads, int64_t min_block,
-                         SvdWorkspace* workspace) {
-    check_factors(m, false);
-    // branch-free passes (the compiler vectorizes them); the slow loop below names a bad index
+namespace {
+
+// Checks the triples' indices (naming a bad one); returns whether they are sorted by user and
+// then item. Branch-free passes (the compiler vectorizes them); the slow loop names the index.
+bool check_triples(const int32_t* users, const int32_t* items, int64_t n, int64_t n_users, int64_t n_items) {
     int32_t lo = 0, hi_user = -1, hi_item = -1;
     int64_t unsorted = 0;  // pairs out of (user, item) order
     for (int64_t t = 0; t < n; ++t) {
@@ -805,21 +831,27 @@ EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_
     }
     for (int64_t t = 1; t < n; ++t)
         unsorted += (users[t] < users[t - 1]) | ((users[t] == users[t - 1]) & (items[t] < items[t - 1]));
-    if (lo < 0 || hi_user >= m.n_users || hi_item >= m.n_items) {
+    if (lo < 0 || hi_user >= n_users || hi_item >= n_items) {
         for (int64_t t = 0; t < n; ++t) {
-            if (users[t] < 0 || users[t] >= m.n_users)
+            if (users[t] < 0 || users[t] >= n_users)
                 throw std::out_of_range("user index " + std::to_string(users[t]) + " outside [0, " +
-                                        std::to_string(m.n_users) + ")");
-            if (items[t] < 0 || items[t] >= m.n_items)
+                                        std::to_string(n_users) + ")");
+            if (items[t] < 0 || items[t] >= n_items)
                 throw std::out_of_range("item index " + std::to_string(items[t]) + " outside [0, " +
-                                        std::to_string(m.n_items) + ")");
+                                        std::to_string(n_items) + ")");
         }
     }
-    const bool sorted = unsorted == 0;  // by user, then item
-    SvdWorkspace local;
-    SvdWorkspace::Impl& ws = (workspace ? *workspace : local).impl();
-    const bool by_segments =
-        ws.plan(users, items, n, m.n_users, m.n_items, m.k, sizeof(T), shuffle, seed, n_threads, min_block, sorted);
+    return unsorted == 0;
+}
+
+// The epoch of svd_sgd_epoch on checked triples. `keep_cuts`: the triples are the same as in the
+// workspace's previous epochs (an SvdTrainer's), so its cut table still holds.
+template <class T>
+EpochStats run_svd_epoch(SvdWorkspace::Impl& ws, const Factors<T>& m, const int32_t* users, const int32_t* items,
+                         const T* ratings, int64_t n, bool sorted, bool keep_cuts, const SgdRates<T>& rates,
+                         bool shuffle, uint64_t seed, int n_threads, int64_t min_block) {
+    const bool by_segments = ws.plan(users, items, n, m.n_users, m.n_items, m.k, sizeof(T), shuffle, seed, n_threads,
+                                     min_block, sorted, keep_cuts);
     const int strata = ws.strata;
     std::vector<Triple<T>>& data = ws.data<T>();
     data.resize(static_cast<size_t>(n));
@@ -841,8 +873,8 @@ EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_
     std::unique_ptr<PaddedRows> pu, qi;
     if constexpr (std::is_same_v<T, float>) {
         if (choose_isa() == Isa::avx2) {
-            pu = std::make_unique<PaddedRows>(ws.padded_users, m.user_factors, m.n_users, m.k);
-            qi = std::make_unique<PaddedRows>(ws.padded_items, m.item_factors, m.n_items, m.k);
+            pu = std::make_unique<PaddedRows>(ws.padded_users, m.user_factors, m.user_row_stride(), m.n_users, m.k);
+            qi = std::make_unique<PaddedRows>(ws.padded_items, m.item_factors, m.item_row_stride(), m.n_items, m.k);
             const bool scaled = lazy_decay_applies(rates);
             ws.item_scale.assign(scaled ? static_cast<size_t>(m.n_items) : 0, 1.0f);
             const SvdRuns runs = svd_runs_for(pu->stride(), scaled);
@@ -876,12 +908,47 @@ EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_
 #ifdef RECFORGE_SGD_SIMD
     if constexpr (std::is_same_v<T, float>) {
         if (pu) {
-            pu->copy_to(m.user_factors);
-            qi->copy_to(m.item_factors, ws.item_scale.empty() ? nullptr : ws.item_scale.data());
+            pu->copy_back();
+            qi->copy_back(ws.item_scale.empty() ? nullptr : ws.item_scale.data());
         }
     }
 #endif
     return reduce(acc);
+}
+
+}  // namespace
+
+template <class T>
+EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_t* items, const T* ratings, int64_t n,
+                         const SgdRates<T>& rates, bool shuffle, uint64_t seed, int n_threads, int64_t min_block,
+                         SvdWorkspace* workspace) {
+    check_factors(m, false, true);
+    const bool sorted = check_triples(users, items, n, m.n_users, m.n_items);
+    SvdWorkspace local;
+    SvdWorkspace::Impl& ws = (workspace ? *workspace : local).impl();
+    return run_svd_epoch<T>(ws, m, users, items, ratings, n, sorted, false, rates, shuffle, seed, n_threads,
+                            min_block);
+}
+
+template <class T>
+SvdTrainer<T>::SvdTrainer(const int32_t* users, const int32_t* items, const T* ratings, int64_t n, int64_t n_users,
+                          int64_t n_items)
+    : users_(users, users + n), items_(items, items + n), ratings_(ratings, ratings + n), n_users_(n_users),
+      n_items_(n_items) {
+    if (n_users < 0 || n_items < 0) throw std::invalid_argument("n_users and n_items must be non-negative");
+    sorted_ = check_triples(users_.data(), items_.data(), n, n_users, n_items);
+}
+
+template <class T>
+EpochStats SvdTrainer<T>::epoch(const Factors<T>& m, const SgdRates<T>& rates, bool shuffle, uint64_t seed,
+                                int n_threads, int64_t min_block) {
+    check_factors(m, false, true);
+    if (m.n_users != n_users_ || m.n_items != n_items_)
+        throw std::invalid_argument("the factors have " + std::to_string(m.n_users) + " user and " +
+                                    std::to_string(m.n_items) + " item rows; the trainer's ratings index " +
+                                    std::to_string(n_users_) + " users and " + std::to_string(n_items_) + " items");
+    return run_svd_epoch<T>(workspace_.impl(), m, users_.data(), items_.data(), ratings_.data(), size(), sorted_,
+                            true, rates, shuffle, seed, n_threads, min_block);
 }
 
 template <class T>
@@ -1058,7 +1125,8 @@ const char* sgd_kernel_name() { return isa_name(choose_isa()); }
     template T svdpp_loss_grad<T>(const T*, const T*, const T*, int64_t, T, T, T, T, int, const SgdRates<T>&, T*, \
                                   T*, T*, T*, T*);                                                                  \
     template EpochStats svd_sgd_epoch<T>(const Factors<T>&, const int32_t*, const int32_t*, const T*, int64_t,      \
-                                         const SgdRates<T>&, bool, uint64_t, int, int64_t, SvdWorkspace*);                                          \
+                                         const SgdRates<T>&, bool, uint64_t, int, int64_t, SvdWorkspace*);         \
+    template class SvdTrainer<T>;                                                                                   \
     template EpochStats svdpp_sgd_epoch<T>(const Factors<T>&, const CsrView&, const T*, int32_t*,                   \
                                            const SgdRates<T>&, bool, uint64_t, int);                               \
     template EpochStats nmf_epoch<T>(const Factors<T>&, const CsrView&, const T*, const CsrView&, const int64_t*, \

@@ -185,6 +185,36 @@ class SvdWorkspace:
 
     def __init__(self) -> None: ...
 
+class SvdTrainer:
+    """The rating triples of one SVD / PMF fit, checked and copied once, with the buffers of its
+    epochs (ratings float32 or float64; the factors of ``epoch`` have the same dtype)."""
+
+    def __init__(
+        self,
+        users: npt.NDArray[np.int32],
+        items: npt.NDArray[np.int32],
+        ratings: npt.NDArray[np.floating],
+        n_users: int,
+        n_items: int,
+    ) -> None: ...
+    @property
+    def size(self) -> int: ...
+    def epoch(
+        self,
+        user_factors: npt.NDArray[np.floating],
+        item_factors: npt.NDArray[np.floating],
+        user_bias: npt.NDArray[np.floating] | None = None,
+        item_bias: npt.NDArray[np.floating] | None = None,
+        global_mean: float = 0.0,
+        *,
+        lr: list[float],
+        reg: list[float],
+        shuffle: bool = True,
+        seed: int = 0,
+        n_threads: int = 1,
+        min_block: int = 65536,
+    ) -> tuple[float, int]: ...
+
 class _FactorizationExplicit(ModuleType):
     # Every kernel exists for float32 and float64 arrays (all arrays of one call share the type).
     def svd_epoch(
@@ -220,6 +250,9 @@ class _FactorizationExplicit(ModuleType):
         min_block: int = 65536,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
     SvdWorkspace: type[SvdWorkspace]
+    SvdTrainer: type[SvdTrainer]
+    def svd_padded_stride(self, k: int) -> int: ...
+    def fill_normal(self, out: npt.NDArray[np.floating], mean: float, std: float, seed: int) -> None: ...
     def svdpp_epoch(
         self,
         indptr: npt.NDArray[np.int64],

@@ -243,6 +243,8 @@ class _ExplicitFactorModel(FactorRecommender, _RatingModel):
         )
         if monitor is not None:
             monitor.restore(history)
+        for name in ("user_factors_", "item_factors_"):  # SVD trains on views of padded rows
+            setattr(self, name, np.ascontiguousarray(getattr(self, name)))
         self._invalidate_vectors()
         self.history_ = history
 
@@ -262,14 +264,18 @@ class _ExplicitFactorModel(FactorRecommender, _RatingModel):
     def _is_biased(self) -> bool:
         return bool(getattr(self, "biased", self._biased_model))
 
-    def _normal(self, rng: np.random.Generator, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+    def _normal(
+        self, rng: np.random.Generator, shape: tuple[int, int], dtype: np.dtype, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """N(init_mean, init_std_dev^2) draws of the given shape (into ``out`` when given), from a
+        seed that ``rng`` draws."""
         mean = self.init_mean
         if isinstance(mean, bool) or not isinstance(mean, numbers.Real) or not np.isfinite(mean):
             raise ValueError(f"init_mean must be a finite number, got {mean!r}")
         std = _check_float(self.init_std_dev, "init_std_dev")
-        out = rng.standard_normal(shape, dtype=dtype)
-        out *= std
-        out += mean
+        if out is None:
+            out = np.empty(shape, dtype=dtype)
+        _kernels.fill_normal(out, float(mean), std, _seed(rng))
         return out
 
     def _lr_factor(self, epoch: int) -> float:
@@ -369,6 +375,17 @@ def _sgd_rates(model: Any, groups: tuple[str, ...]) -> tuple[list[float], list[f
             lr.append(0.0)
             reg.append(0.0)
     return lr, reg
+
+
+def _padded_rows(n: int, k: int, dtype: np.dtype) -> np.ndarray:
+    """An (n, k) array; for float32 the view of the first k columns of zeroed rows of
+    ``svd_padded_stride(k)`` floats, 32-byte aligned: the layout the SVD kernel updates in place."""
+    if np.dtype(dtype) != np.float32:
+        return np.zeros((n, k), dtype=dtype)
+    stride = _kernels.svd_padded_stride(k)
+    raw = np.zeros(n * stride + 8, dtype=np.float32)
+    offset = (-raw.ctypes.data % 32) // 4
+    return raw[offset: offset + n * stride].reshape(n, stride)[:, :k]
 
 
 def _seed(rng: np.random.Generator) -> int:
@@ -483,8 +500,10 @@ class SVD(_ExplicitFactorModel):
     def _init_state(self, ratings: sp.csr_matrix, dtype: np.dtype, rng: np.random.Generator) -> None:
         n_users, n_items = ratings.shape
         k = check_positive_int(self.factors, "factors")
-        self.user_factors_ = self._normal(rng, (n_users, k), dtype)
-        self.item_factors_ = self._normal(rng, (n_items, k), dtype)
+        # during the fit the factors are views of padded rows, which the kernel updates in
+        # place (fit leaves C-contiguous arrays)
+        self.user_factors_ = self._normal(rng, (n_users, k), dtype, out=_padded_rows(n_users, k, dtype))
+        self.item_factors_ = self._normal(rng, (n_items, k), dtype, out=_padded_rows(n_items, k, dtype))
         self.user_bias_ = np.zeros(n_users, dtype=dtype)
         self.item_bias_ = np.zeros(n_items, dtype=dtype)
 
@@ -502,16 +521,16 @@ class SVD(_ExplicitFactorModel):
         mu = float(self.global_mean_) if biased else 0.0
         threads = self._threads_now()
         shuffle = bool(self.shuffle)
-        workspace = _kernels.SvdWorkspace()  # the epoch buffers, kept for the next epoch
+        # the ratings, checked once, and the epoch buffers, kept for the next epoch
+        trainer = _kernels.SvdTrainer(users, items, values, ratings.shape[0], ratings.shape[1])
         seeds = rng.integers(0, 2**63 - 1, size=check_positive_int(self.n_epochs, "n_epochs"))
 
         def step(epoch: int) -> tuple[float, int]:
             f = self._lr_factor(epoch)
-            return _kernels.svd_epoch(
-                users, items, values, self.user_factors_, self.item_factors_,
+            return trainer.epoch(
+                self.user_factors_, self.item_factors_,
                 self.user_bias_ if biased else None, self.item_bias_ if biased else None, mu,
                 lr=[v * f for v in lr], reg=reg, shuffle=shuffle, seed=int(seeds[epoch]), n_threads=threads,
-                workspace=workspace,
             )
 
         return step

@@ -24,7 +24,8 @@
 
 namespace recforge::explicit_mf {
 
-// Non-owning views of a model's learned arrays (row-major, `k` columns).
+// Non-owning views of a model's learned arrays (row-major, `k` columns; rows `k` elements apart
+// unless a row stride is given).
 template <class T>
 struct Factors {
     T* user_factors = nullptr;      // n_users x k  (p_u)
@@ -36,8 +37,15 @@ struct Factors {
     int64_t n_items = 0;
     int k = 0;
     T global_mean = 0;  // mu; 0 for unbiased models
+    // Row strides of user_factors and item_factors in elements, 0 meaning k. Only the SVD / PMF
+    // epoch (svd_sgd_epoch, SvdTrainer) takes others: rows of a wider array, such as the first k
+    // columns of rows padded to a multiple of 8 (svd_padded_stride), which it updates in place.
+    int64_t user_stride = 0;
+    int64_t item_stride = 0;
 
     bool biased() const { return user_bias != nullptr && item_bias != nullptr; }
+    int64_t user_row_stride() const { return user_stride ? user_stride : k; }
+    int64_t item_row_stride() const { return item_stride ? item_stride : k; }
 };
 
 // Learning rates and L2 regularization per parameter group, as Surprise names them.
@@ -115,10 +123,41 @@ private:
 // runs in `strata` rounds of conflict-free blocks (DSGD / LIBMF): in each round every thread
 // takes a block of ratings whose users and items no other thread touches. The result depends
 // only on the inputs, the seed and the number of strata.
+//
+// Float32 factor arrays whose rows are svd_padded_stride(k) floats apart, 32-byte aligned, are
+// updated in place by the vector kernel (their padding columns are set to zero; the item rows'
+// lazily applied weight decay is folded into them at the end of the epoch). Other layouts are
+// copied into padded rows and back.
 template <class T>
 EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_t* items, const T* ratings, int64_t n,
                          const SgdRates<T>& rates, bool shuffle, uint64_t seed, int n_threads,
                          int64_t min_block = 65536, SvdWorkspace* workspace = nullptr);
+
+// The row stride (in elements) that the float32 vector kernel works on in place: k rounded up
+// to a multiple of 8.
+inline int64_t svd_padded_stride(int k) { return (static_cast<int64_t>(k) + 7) / 8 * 8; }
+
+// The rating triples of one fit, validated and copied once, with the buffers of its epochs:
+// epoch() is svd_sgd_epoch on these triples (the same order for the same seed, the same
+// result), without checking and scanning the triples again every epoch.
+template <class T>
+class SvdTrainer {
+public:
+    SvdTrainer(const int32_t* users, const int32_t* items, const T* ratings, int64_t n, int64_t n_users,
+               int64_t n_items);
+    EpochStats epoch(const Factors<T>& m, const SgdRates<T>& rates, bool shuffle, uint64_t seed, int n_threads,
+                     int64_t min_block = 65536);
+    int64_t size() const { return static_cast<int64_t>(users_.size()); }
+    int64_t n_users() const { return n_users_; }
+    int64_t n_items() const { return n_items_; }
+
+private:
+    std::vector<int32_t> users_, items_;
+    std::vector<T> ratings_;
+    int64_t n_users_, n_items_;
+    bool sorted_;
+    SvdWorkspace workspace_;
+};
 
 // One SGD pass of SVD++ over the users in `user_order` (shuffled in place first when `shuffle`),
 // each user's ratings being the row of `by_user` (ratings aligned with its indices).
