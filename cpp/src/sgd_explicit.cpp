@@ -124,16 +124,23 @@ void check_factors(const Factors<T>& m, bool need_implicit, bool strided = false
 // and stores only the item's row. For the usual rates it also applies the weight decay lazily
 // and looks one rating ahead (svd_runs_scaled_avx2).
 // ---------------------------------------------------------------------------------------------
+// One rating of an epoch's visiting order: the item and the rating. The ratings of an epoch are
+// grouped into runs of consecutive entries of one user (every kernel keeps the user's state
+// over a run).
 template <class T>
-struct Triple {
-    int32_t u;
+struct Entry {
     int32_t i;
     T r;
 };
 
+struct Run {
+    int32_t u;
+    int64_t begin, end;  // entries [begin, end)
+};
+
 template <class T>
-void svd_block_generic(const Factors<T>& m, const Triple<T>* data, int64_t begin, int64_t end,
-                       const SgdRates<T>& rates, T* scratch, double& sse) {
+void svd_block_generic(const Factors<T>& m, const Entry<T>* data, const Run* runs, int64_t run_begin,
+                       int64_t run_end, const SgdRates<T>& rates, T* scratch, double& sse) {
     const int k = m.k;
     const int64_t us = m.user_row_stride(), is = m.item_row_stride();
     const bool biased = m.biased();
@@ -141,23 +148,26 @@ void svd_block_generic(const Factors<T>& m, const Triple<T>* data, int64_t begin
     T* gq = scratch + k;
     T dummy_u = 0, dummy_i = 0;
     double local = 0.0;
-    for (int64_t t = begin; t < end; ++t) {
-        const int64_t u = data[t].u, i = data[t].i;
+    for (int64_t run = run_begin; run < run_end; ++run) {
+        const int64_t u = runs[run].u;
         T* p = m.user_factors + u * us;
-        T* q = m.item_factors + i * is;
         T& bu = biased ? m.user_bias[u] : dummy_u;
-        T& bi = biased ? m.item_bias[i] : dummy_i;
-        T gbu, gbi;
-        const T err = svd_gradient<T>(p, q, nullptr, bu, bi, m.global_mean, data[t].r, k, biased, rates, gp, gq,
-                                      &gbu, &gbi);
-        local += static_cast<double>(err) * static_cast<double>(err);
-        if (biased) {
-            bu -= rates.lr_bu * gbu;
-            bi -= rates.lr_bi * gbi;
-        }
-        for (int f = 0; f < k; ++f) {
-            p[f] -= rates.lr_pu * gp[f];
-            q[f] -= rates.lr_qi * gq[f];
+        for (int64_t t = runs[run].begin; t < runs[run].end; ++t) {
+            const int64_t i = data[t].i;
+            T* q = m.item_factors + i * is;
+            T& bi = biased ? m.item_bias[i] : dummy_i;
+            T gbu, gbi;
+            const T err = svd_gradient<T>(p, q, nullptr, bu, bi, m.global_mean, data[t].r, k, biased, rates, gp, gq,
+                                          &gbu, &gbi);
+            local += static_cast<double>(err) * static_cast<double>(err);
+            if (biased) {
+                bu -= rates.lr_bu * gbu;
+                bi -= rates.lr_bi * gbi;
+            }
+            for (int f = 0; f < k; ++f) {
+                p[f] -= rates.lr_pu * gp[f];
+                q[f] -= rates.lr_qi * gq[f];
+            }
         }
     }
     sse += local;
@@ -236,7 +246,7 @@ struct StepConstants {
           reg_bi(r.reg_bi), lr_pu(r.lr_pu), lr_qi(r.lr_qi), biased(m.biased()) {}
 
     // the prediction error and the two bias steps (bu held by the caller)
-    float bias_step(const Triple<float>& x, float dot, float& bu) const {
+    float bias_step(const Entry<float>& x, float dot, float& bu) const {
         if (!biased) return x.r - dot;
         float& bi = item_bias[x.i];
         // the part without the dot product first, so that one subtraction follows the dot product
@@ -271,22 +281,23 @@ __attribute__((target("avx2,fma"), always_inline)) inline float dot_registers(co
 // Rows of NV vectors (k <= 8 NV): the user's row lives in NV registers over the user's run.
 template <int NV>
 __attribute__((target("avx2,fma"))) void svd_runs_avx2(const Factors<float>& m, float* P, float* Q, float*, int64_t stride,
-                                                        const Triple<float>* data, int64_t begin, int64_t end,
-                                                        const SgdRates<float>& r, double& sse) {
+                                                        const Entry<float>* data, const Run* runs, int64_t run_begin,
+                                                        int64_t run_end, const SgdRates<float>& r, double& sse) {
     const StepConstants c(m, r);
     const bool biased = c.biased;
     float* const user_bias = m.user_bias;
     const __m256 vcp = _mm256_set1_ps(1.0f - r.lr_pu * r.reg_pu), vcq = _mm256_set1_ps(1.0f - r.lr_qi * r.reg_qi);
+    const int64_t end = run_end > run_begin ? runs[run_end - 1].end : 0;  // the block's entries end here
     double local = 0.0;
-    int64_t t = begin;
-    while (t < end) {
-        const int32_t u = data[t].u;
+    for (int64_t run = run_begin; run < run_end; ++run) {
+        const int32_t u = runs[run].u;
+        const int64_t run_stop = runs[run].end;
         float* p = P + static_cast<int64_t>(u) * stride;
         __m256 pr[NV];
         for (int v = 0; v < NV; ++v) pr[v] = _mm256_load_ps(p + 8 * v);
         float bu = biased ? user_bias[u] : 0.0f;
-        for (; t < end && data[t].u == u; ++t) {
-            const Triple<float>& x = data[t];
+        for (int64_t t = runs[run].begin; t < run_stop; ++t) {
+            const Entry<float>& x = data[t];
             float* q = Q + static_cast<int64_t>(x.i) * stride;
             if (t + kPrefetchAhead < end)
                 prefetch_row(Q + static_cast<int64_t>(data[t + kPrefetchAhead].i) * stride, NV);
@@ -308,38 +319,42 @@ __attribute__((target("avx2,fma"))) void svd_runs_avx2(const Factors<float>& m, 
 
 // Wider rows (more than 16 vectors): the same step with the user's row in memory.
 __attribute__((target("avx2,fma"))) void svd_runs_avx2_wide(const Factors<float>& m, float* P, float* Q, float*,
-                                                             int64_t stride, const Triple<float>* data, int64_t begin,
-                                                             int64_t end, const SgdRates<float>& r, double& sse) {
+                                                             int64_t stride, const Entry<float>* data, const Run* runs,
+                                                             int64_t run_begin, int64_t run_end,
+                                                             const SgdRates<float>& r, double& sse) {
     const StepConstants c(m, r);
     const bool biased = c.biased;
     float* const user_bias = m.user_bias;
     const int nv = static_cast<int>(stride / 8);
     const __m256 vcp = _mm256_set1_ps(1.0f - r.lr_pu * r.reg_pu), vcq = _mm256_set1_ps(1.0f - r.lr_qi * r.reg_qi);
     double local = 0.0;
-    for (int64_t t = begin; t < end; ++t) {
-        const Triple<float>& x = data[t];
-        float* p = P + static_cast<int64_t>(x.u) * stride;
-        float* q = Q + static_cast<int64_t>(x.i) * stride;
-        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-        int v = 0;
-        for (; v + 4 <= nv; v += 4) {
-            s0 = _mm256_fmadd_ps(_mm256_load_ps(p + 8 * v), _mm256_load_ps(q + 8 * v), s0);
-            s1 = _mm256_fmadd_ps(_mm256_load_ps(p + 8 * v + 8), _mm256_load_ps(q + 8 * v + 8), s1);
-            s2 = _mm256_fmadd_ps(_mm256_load_ps(p + 8 * v + 16), _mm256_load_ps(q + 8 * v + 16), s2);
-            s3 = _mm256_fmadd_ps(_mm256_load_ps(p + 8 * v + 24), _mm256_load_ps(q + 8 * v + 24), s3);
+    for (int64_t run = run_begin; run < run_end; ++run) {
+        const int32_t u = runs[run].u;
+        float* p = P + static_cast<int64_t>(u) * stride;
+        float bu = biased ? user_bias[u] : 0.0f;
+        for (int64_t t = runs[run].begin; t < runs[run].end; ++t) {
+            const Entry<float>& x = data[t];
+            float* q = Q + static_cast<int64_t>(x.i) * stride;
+            __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            int v = 0;
+            for (; v + 4 <= nv; v += 4) {
+                s0 = _mm256_fmadd_ps(_mm256_load_ps(p + 8 * v), _mm256_load_ps(q + 8 * v), s0);
+                s1 = _mm256_fmadd_ps(_mm256_load_ps(p + 8 * v + 8), _mm256_load_ps(q + 8 * v + 8), s1);
+                s2 = _mm256_fmadd_ps(_mm256_load_ps(p + 8 * v + 16), _mm256_load_ps(q + 8 * v + 16), s2);
+                s3 = _mm256_fmadd_ps(_mm256_load_ps(p + 8 * v + 24), _mm256_load_ps(q + 8 * v + 24), s3);
+            }
+            for (; v < nv; ++v) s0 = _mm256_fmadd_ps(_mm256_load_ps(p + 8 * v), _mm256_load_ps(q + 8 * v), s0);
+            const float dot = hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+            const float err = c.bias_step(x, dot, bu);
+            local += static_cast<double>(err) * err;
+            const __m256 vep = _mm256_set1_ps(c.lr_pu * err), veq = _mm256_set1_ps(c.lr_qi * err);
+            for (v = 0; v < nv; ++v) {
+                const __m256 pv = _mm256_load_ps(p + 8 * v), qv = _mm256_load_ps(q + 8 * v);
+                _mm256_store_ps(p + 8 * v, _mm256_fmadd_ps(vep, qv, _mm256_mul_ps(vcp, pv)));
+                _mm256_store_ps(q + 8 * v, _mm256_fmadd_ps(veq, pv, _mm256_mul_ps(vcq, qv)));
+            }
         }
-        for (; v < nv; ++v) s0 = _mm256_fmadd_ps(_mm256_load_ps(p + 8 * v), _mm256_load_ps(q + 8 * v), s0);
-        const float dot = hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-        float bu = biased ? user_bias[x.u] : 0.0f;
-        const float err = c.bias_step(x, dot, bu);
-        if (biased) user_bias[x.u] = bu;
-        local += static_cast<double>(err) * err;
-        const __m256 vep = _mm256_set1_ps(c.lr_pu * err), veq = _mm256_set1_ps(c.lr_qi * err);
-        for (v = 0; v < nv; ++v) {
-            const __m256 pv = _mm256_load_ps(p + 8 * v), qv = _mm256_load_ps(q + 8 * v);
-            _mm256_store_ps(p + 8 * v, _mm256_fmadd_ps(vep, qv, _mm256_mul_ps(vcp, pv)));
-            _mm256_store_ps(q + 8 * v, _mm256_fmadd_ps(veq, pv, _mm256_mul_ps(vcq, qv)));
-        }
+        if (biased) user_bias[u] = bu;
     }
     sse += local;
 }
@@ -359,7 +374,8 @@ __attribute__((target("avx2,fma"))) void svd_runs_avx2_wide(const Factors<float>
 template <int NV>
 __attribute__((target("avx2,fma"))) void svd_runs_scaled_avx2(const Factors<float>& m, float* P, float* Q,
                                                                float* item_scale, int64_t stride,
-                                                               const Triple<float>* data, int64_t begin, int64_t end,
+                                                               const Entry<float>* data, const Run* runs,
+                                                               int64_t run_begin, int64_t run_end,
                                                                const SgdRates<float>& r, double& sse) {
     const StepConstants c(m, r);
     const bool biased = c.biased;
@@ -367,10 +383,11 @@ __attribute__((target("avx2,fma"))) void svd_runs_scaled_avx2(const Factors<floa
     const float cp = 1.0f - r.lr_pu * r.reg_pu, cq = 1.0f - r.lr_qi * r.reg_qi;
     const float icp = 1.0f / cp, icq = 1.0f / cq;
     constexpr float kFold = 1.0f / 1048576.0f;  // 2^-20
+    const int64_t end = run_end > run_begin ? runs[run_end - 1].end : 0;  // the block's entries end here
     double local = 0.0;
-    int64_t t = begin;
-    while (t < end) {
-        const int32_t u = data[t].u;
+    for (int64_t run = run_begin; run < run_end; ++run) {
+        const int32_t u = runs[run].u;
+        const int64_t run_stop = runs[run].end;
         float* p = P + static_cast<int64_t>(u) * stride;
         __m256 pr[NV];
         for (int v = 0; v < NV; ++v) pr[v] = _mm256_load_ps(p + 8 * v);
@@ -378,8 +395,8 @@ __attribute__((target("avx2,fma"))) void svd_runs_scaled_avx2(const Factors<floa
         float bu = biased ? user_bias[u] : 0.0f;
         bool have_dot = false;
         float next_dot = 0.0f;  // p~ . q~ of the current rating when the previous step formed it
-        for (; t < end && data[t].u == u; ++t) {
-            const Triple<float>& x = data[t];
+        for (int64_t t = runs[run].begin; t < run_stop; ++t) {
+            const Entry<float>& x = data[t];
             float* q = Q + static_cast<int64_t>(x.i) * stride;
             if (t + kPrefetchAhead < end)
                 prefetch_row(Q + static_cast<int64_t>(data[t + kPrefetchAhead].i) * stride, NV);
@@ -399,7 +416,7 @@ __attribute__((target("avx2,fma"))) void svd_runs_scaled_avx2(const Factors<floa
             const float alpha = err * to_alpha;  // p~ step, along q~
             const float beta = err * to_beta;    // q~ step, along p~
             const __m256 valpha = _mm256_set1_ps(alpha), vbeta = _mm256_set1_ps(beta);
-            const bool ahead = t + 1 < end && data[t + 1].u == u && data[t + 1].i != x.i;
+            const bool ahead = t + 1 < run_stop && data[t + 1].i != x.i;
             if (ahead) {
                 const float* qn = Q + static_cast<int64_t>(data[t + 1].i) * stride;
                 __m256 A0 = _mm256_setzero_ps(), A1 = A0, B0 = A0, B1 = A0;
@@ -447,8 +464,8 @@ __attribute__((target("avx2,fma"))) void svd_runs_scaled_avx2(const Factors<floa
     sse += local;
 }
 
-using SvdRuns = void (*)(const Factors<float>&, float*, float*, float*, int64_t, const Triple<float>*, int64_t,
-                         int64_t, const SgdRates<float>&, double&);
+using SvdRuns = void (*)(const Factors<float>&, float*, float*, float*, int64_t, const Entry<float>*, const Run*,
+                         int64_t, int64_t, const SgdRates<float>&, double&);
 
 template <int... NV>
 SvdRuns svd_runs_for_impl(int nv, bool scaled, std::integer_sequence<int, NV...>) {
@@ -637,15 +654,26 @@ struct SvdWorkspace::Impl {
     std::vector<std::pair<int64_t, int64_t>> segments;
     SplitMix64 run_rng{0};
     std::vector<int32_t> user_perm, user_rank, item_rank, user_stratum, item_stratum;
-    std::vector<Triple<float>> data32;
-    std::vector<Triple<double>> data64;
+    std::vector<Entry<float>> data32;
+    std::vector<Entry<double>> data64;
+    std::vector<Run> runs;
+    std::vector<int64_t> run_offset;  // block b is runs[run_offset[b] .. run_offset[b + 1])
     std::vector<float> padded_users, padded_items, item_scale;
     int strata = 1;
 
     template <class T>
-    std::vector<Triple<T>>& data() {
+    std::vector<Entry<T>>& data() {
         if constexpr (std::is_same_v<T, float>) return data32;
         else return data64;
+    }
+
+    // Appends entry position `pos` of user u to the runs (a new run unless it continues the last).
+    void add_to_runs(int32_t u, int64_t pos, int64_t len) {
+        if (!runs.empty() && runs.back().u == u && runs.back().end == pos) {
+            runs.back().end += len;
+            return;
+        }
+        runs.push_back(Run{u, pos, pos + len});
     }
 
     // The visiting order of svd_epoch_plan. For ratings sorted by user and item on one stratum
@@ -853,21 +881,40 @@ EpochStats run_svd_epoch(SvdWorkspace::Impl& ws, const Factors<T>& m, const int3
     const bool by_segments = ws.plan(users, items, n, m.n_users, m.n_items, m.k, sizeof(T), shuffle, seed, n_threads,
                                      min_block, sorted, keep_cuts);
     const int strata = ws.strata;
-    std::vector<Triple<T>>& data = ws.data<T>();
+    // the entries in visiting order, and their runs block by block (a run never spans two blocks)
+    std::vector<Entry<T>>& data = ws.data<T>();
     data.resize(static_cast<size_t>(n));
+    ws.runs.clear();
+    const int64_t n_blocks = static_cast<int64_t>(strata) * strata;
+    ws.run_offset.assign(static_cast<size_t>(n_blocks + 1), 0);
     if (by_segments) {
-        ws.emit_segments(data.data(), [&](int64_t x) { return Triple<T>{users[x], items[x], ratings[x]}; });
+        ws.emit_segments(data.data(), [&](int64_t x) { return Entry<T>{items[x], ratings[x]}; });
+        int64_t pos = 0;
+        for (const auto& [begin, end] : ws.segments) {
+            ws.add_to_runs(users[begin], pos, end - begin);
+            pos += end - begin;
+        }
     } else {
-        for (int64_t j = 0; j < n; ++j) {
-            const int64_t t = ws.order[static_cast<size_t>(j)];
-            data[static_cast<size_t>(j)] = Triple<T>{users[t], items[t], ratings[t]};
+        for (int64_t b = 0; b < n_blocks; ++b) {
+            ws.run_offset[static_cast<size_t>(b)] = static_cast<int64_t>(ws.runs.size());
+            const int64_t first = ws.offset[static_cast<size_t>(b)], last = ws.offset[static_cast<size_t>(b + 1)];
+            for (int64_t j = first; j < last; ++j) {
+                const int64_t t = ws.order[static_cast<size_t>(j)];
+                data[static_cast<size_t>(j)] = Entry<T>{items[t], ratings[t]};
+                if (j > first && ws.runs.back().u == users[t]) {
+                    ++ws.runs.back().end;
+                } else {
+                    ws.runs.push_back(Run{users[t], j, j + 1});
+                }
+            }
         }
     }
+    ws.run_offset[static_cast<size_t>(n_blocks)] = static_cast<int64_t>(ws.runs.size());
     std::vector<Accumulator> acc(static_cast<size_t>(strata));
     std::vector<std::vector<T>> scratch(static_cast<size_t>(strata), std::vector<T>(2 * static_cast<size_t>(m.k)));
-    std::function<void(int64_t, int64_t, int)> run_block = [&](int64_t begin, int64_t end, int w) {
-        svd_block_generic<T>(m, data.data(), begin, end, rates, scratch[static_cast<size_t>(w)].data(),
-                             acc[static_cast<size_t>(w)].sse);
+    std::function<void(int64_t, int64_t, int)> run_block = [&](int64_t run_begin, int64_t run_end, int w) {
+        svd_block_generic<T>(m, data.data(), ws.runs.data(), run_begin, run_end, rates,
+                             scratch[static_cast<size_t>(w)].data(), acc[static_cast<size_t>(w)].sse);
     };
 #ifdef RECFORGE_SGD_SIMD
     std::unique_ptr<PaddedRows> pu, qi;
@@ -878,15 +925,15 @@ EpochStats run_svd_epoch(SvdWorkspace::Impl& ws, const Factors<T>& m, const int3
             const bool scaled = lazy_decay_applies(rates);
             ws.item_scale.assign(scaled ? static_cast<size_t>(m.n_items) : 0, 1.0f);
             const SvdRuns runs = svd_runs_for(pu->stride(), scaled);
-            run_block = [&, runs](int64_t begin, int64_t end, int w) {
-                runs(m, pu->data(), qi->data(), ws.item_scale.data(), pu->stride(), data.data(), begin, end, rates,
-                     acc[static_cast<size_t>(w)].sse);
+            run_block = [&, runs](int64_t run_begin, int64_t run_end, int w) {
+                runs(m, pu->data(), qi->data(), ws.item_scale.data(), pu->stride(), data.data(), ws.runs.data(),
+                     run_begin, run_end, rates, acc[static_cast<size_t>(w)].sse);
             };
         }
     }
 #endif
     if (strata == 1) {
-        run_block(0, n, 0);
+        run_block(0, static_cast<int64_t>(ws.runs.size()), 0);
         acc[0].n = n;
     } else {
         // Conflict-free parallel SGD (the block scheme of DSGD / LIBMF): users and items fall into
@@ -898,10 +945,9 @@ EpochStats run_svd_epoch(SvdWorkspace::Impl& ws, const Factors<T>& m, const int3
             parallel_for(0, strata, strata, [&](int64_t w, int) {
                 const size_t b = static_cast<size_t>(w) * static_cast<size_t>(strata) +
                                  static_cast<size_t>((w + s) % strata);
-                const int64_t begin = ws.offset[b], end = ws.offset[b + 1];
                 // indexed by w (one block per w in a round), so the sums do not depend on timing
-                run_block(begin, end, static_cast<int>(w));
-                acc[static_cast<size_t>(w)].n += end - begin;
+                run_block(ws.run_offset[b], ws.run_offset[b + 1], static_cast<int>(w));
+                acc[static_cast<size_t>(w)].n += ws.offset[b + 1] - ws.offset[b];
             });
         }
     }

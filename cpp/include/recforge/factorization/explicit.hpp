@@ -102,9 +102,9 @@ EpochPlan svd_epoch_plan(const int32_t* users, const int32_t* items, int64_t n, 
                          int k, size_t itemsize, bool shuffle, uint64_t seed, int n_threads,
                          int64_t min_block = 65536);
 
-// Buffers of svd_sgd_epoch kept from one epoch to the next (the visiting order, the rating
-// triples, the padded factor rows), so that a fit does not allocate and fault in fresh pages in
-// every epoch. Optional; one workspace per concurrent caller.
+// Buffers of svd_sgd_epoch kept from one epoch to the next (the visiting order as (item,
+// rating) entries in runs of one user, the padded factor rows), so that a fit does not allocate
+// and fault in fresh pages in every epoch. Optional; one workspace per concurrent caller.
 class SvdWorkspace {
 public:
     SvdWorkspace();
