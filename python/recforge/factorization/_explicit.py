@@ -515,8 +515,8 @@ class SVD(_ExplicitFactorModel):
         if not ratings.has_sorted_indices:
             ratings = ratings.sorted_indices()
         users = np.repeat(np.arange(ratings.shape[0], dtype=np.int32), np.diff(ratings.indptr))
-        items = ratings.indices.astype(np.int32, copy=True)
-        values = ratings.data.astype(dtype, copy=True)
+        items = ratings.indices.astype(np.int32, copy=False)  # the trainer keeps its own copies
+        values = ratings.data.astype(dtype, copy=False)
         biased = bool(self.biased)
         mu = float(self.global_mean_) if biased else 0.0
         threads = self._threads_now()
