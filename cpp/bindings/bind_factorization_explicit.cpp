@@ -156,8 +156,8 @@ void bind_typed(py::module_& m) {
         py::arg("workspace") = nullptr,
         "One SGD epoch of biased MF / PMF over rating triples (in the grouped shuffle order of svd_epoch_order when "
         "shuffle); returns (sse, n). A workspace keeps the epoch's buffers for the next epoch. The factor arrays may "
-        "be views of the first k columns of wider rows: float32 rows svd_padded_stride(k) floats apart and 32-byte "
-        "aligned are updated in place.");
+        "be views of the first k columns of wider rows: float32 rows svd_padded_stride(k) floats apart, 32-byte "
+        "aligned and zero after column k are updated in place.");
 
     m.def(
         "svdpp_epoch",

@@ -176,15 +176,19 @@ void svd_block_generic(const Factors<T>& m, const Entry<T>* data, const Run* run
 // Factor rows padded to `stride` floats (a multiple of 8), zeros beyond k, 32-byte aligned, in a
 // buffer that outlives the epoch (a workspace), so that its pages are not faulted in every epoch.
 // Rows of `src_stride` floats already in this layout (src_stride == the padded stride, src
-// 32-byte aligned) are used in place, with their padding set to zero.
+// 32-byte aligned, zeros after the first k columns) are used in place; the columns after k are
+// only read, never written.
 class PaddedRows {
 public:
     PaddedRows(std::vector<float>& buf, float* src, int64_t src_stride, int64_t rows, int k)
         : rows_(rows), k_(k), stride_(svd_padded_stride(k)), src_(src), src_stride_(src_stride) {
         in_place_ = src_stride == stride_ && reinterpret_cast<uintptr_t>(src) % 32 == 0;
+        for (int64_t r = 0; in_place_ && r < rows; ++r) {
+            const float* pad = src + r * src_stride;
+            for (int64_t f = k; f < stride_; ++f) in_place_ = in_place_ && pad[f] == 0.0f;
+        }
         if (in_place_) {
             data_ = src;
-            for (int64_t r = 0; r < rows; ++r) std::fill(row(r) + k, row(r) + stride_, 0.0f);
             return;
         }
         buf.resize(static_cast<size_t>(rows * stride_ + 8));

@@ -124,10 +124,11 @@ private:
 // takes a block of ratings whose users and items no other thread touches. The result depends
 // only on the inputs, the seed and the number of strata.
 //
-// Float32 factor arrays whose rows are svd_padded_stride(k) floats apart, 32-byte aligned, are
-// updated in place by the vector kernel (their padding columns are set to zero; the item rows'
-// lazily applied weight decay is folded into them at the end of the epoch). Other layouts are
-// copied into padded rows and back.
+// Float32 factor arrays whose rows are svd_padded_stride(k) floats apart, 32-byte aligned, with
+// zeros in the columns after k (views of the first k columns) are updated in place by the vector
+// kernel (the item rows' lazily applied weight decay is folded into them at the end of the
+// epoch). Other layouts are copied into padded rows and back; columns outside the view are
+// never written.
 template <class T>
 EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_t* items, const T* ratings, int64_t n,
                          const SgdRates<T>& rates, bool shuffle, uint64_t seed, int n_threads,
