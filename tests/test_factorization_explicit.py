@@ -446,7 +446,7 @@ def test_svd_trainer_epochs_equal_svd_epoch(dtype, shuffle, threads):
 
 @pytest.mark.parametrize("kernel", [None, "generic"])
 @pytest.mark.parametrize("layout", ["padded", "misaligned", "wide"])
-@pytest.mark.parametrize("fill", [0.0, 7.0])  # 0: the vector kernel's own layout; 7: not to be read or written
+@pytest.mark.parametrize("fill", [0.0, -0.0, 7.0])  # +0: the vector kernel's own layout; others: to be kept
 def test_svd_epoch_on_views_of_wider_rows_equals_contiguous_arrays(kernel, layout, fill, monkeypatch):
     if kernel:
         monkeypatch.setenv("RECFORGE_VECTOR_KERNEL", kernel)
@@ -468,8 +468,9 @@ def test_svd_epoch_on_views_of_wider_rows_equals_contiguous_arrays(kernel, layou
         assert a == b
     np.testing.assert_array_equal(Pv, P)
     np.testing.assert_array_equal(Qv, Q)
-    for rows in (Prows, Qrows):  # the columns outside the views are left as they were
+    for rows in (Prows, Qrows):  # the columns outside the views keep their values, -0.0 included
         np.testing.assert_array_equal(rows[:, k:], fill)
+        assert np.all(np.signbit(rows[:, k:]) == np.signbit(fill))
 
 
 def test_svd_trainer_rejects_bad_input():

@@ -176,8 +176,8 @@ void svd_block_generic(const Factors<T>& m, const Entry<T>* data, const Run* run
 // Factor rows padded to `stride` floats (a multiple of 8), zeros beyond k, 32-byte aligned, in a
 // buffer that outlives the epoch (a workspace), so that its pages are not faulted in every epoch.
 // Rows of `src_stride` floats already in this layout (src_stride == the padded stride, src
-// 32-byte aligned, zeros after the first k columns) are used in place; the columns after k are
-// only read, never written.
+// 32-byte aligned, +0.0 in the columns after k) are used in place: the kernels' whole-vector
+// stores then write +0.0 over +0.0 there, so the columns outside the first k keep their values.
 class PaddedRows {
 public:
     PaddedRows(std::vector<float>& buf, float* src, int64_t src_stride, int64_t rows, int k)
@@ -185,7 +185,11 @@ public:
         in_place_ = src_stride == stride_ && reinterpret_cast<uintptr_t>(src) % 32 == 0;
         for (int64_t r = 0; in_place_ && r < rows; ++r) {
             const float* pad = src + r * src_stride;
-            for (int64_t f = k; f < stride_; ++f) in_place_ = in_place_ && pad[f] == 0.0f;
+            for (int64_t f = k; f < stride_; ++f) {
+                uint32_t bits;
+                std::memcpy(&bits, pad + f, sizeof bits);
+                in_place_ = in_place_ && bits == 0;  // +0.0 (not -0.0, which a step turns into +0.0)
+            }
         }
         if (in_place_) {
             data_ = src;

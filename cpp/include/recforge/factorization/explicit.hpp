@@ -125,10 +125,10 @@ private:
 // only on the inputs, the seed and the number of strata.
 //
 // Float32 factor arrays whose rows are svd_padded_stride(k) floats apart, 32-byte aligned, with
-// zeros in the columns after k (views of the first k columns) are updated in place by the vector
+// +0.0 in the columns after k (views of the first k columns) are updated in place by the vector
 // kernel (the item rows' lazily applied weight decay is folded into them at the end of the
-// epoch). Other layouts are copied into padded rows and back; columns outside the view are
-// never written.
+// epoch). Other layouts are copied into padded rows and back; the columns outside the view keep
+// their values.
 template <class T>
 EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_t* items, const T* ratings, int64_t n,
                          const SgdRates<T>& rates, bool shuffle, uint64_t seed, int n_threads,
