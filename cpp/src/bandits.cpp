@@ -62,10 +62,6 @@ struct Rng {
     double gumbel() { return -std::log(-std::log(open_uniform())); }
 };
 
-using Ziggurat = ZigguratTables;
-
-const Ziggurat& ziggurat() { return ziggurat_tables(); }
-
 double Rng::normal() { return ziggurat_normal(*this); }
 
 enum Purpose : uint64_t { kChoose = 1, kEstimate = 2 };
@@ -407,7 +403,7 @@ inline bool gamma_squeeze(double x, double u, double c, double d, double k0, dou
 
 // One group of four lanes, portable: draws[l] for the arms arm[l] (which: 0 = a, 1 = b).
 void gamma4_generic(Lanes4& L, const BetaTable& t, int which, const int32_t arm[4], Rng& rng, double out[4]) {
-    const Ziggurat& zg = ziggurat();
+    const ZigguratTables& zg = ziggurat_tables();
     const std::vector<GammaConst>& gc = which == 0 ? t.ga : t.gb;
     const double* C = which == 0 ? t.ca.data() : t.cb.data();
     const double* D = which == 0 ? t.da.data() : t.db.data();
@@ -481,7 +477,7 @@ __attribute__((target("avx2,fma"))) inline __m256d vload_arms(const double* tabl
 
 __attribute__((target("avx2,fma"))) __m256d gamma4_avx2(VLanes& L, const BetaTable& t, int which,
                                                         const int32_t arm[4], bool contiguous, Rng& rng) {
-    const Ziggurat& zg = ziggurat();
+    const ZigguratTables& zg = ziggurat_tables();
     const std::vector<GammaConst>& gc = which == 0 ? t.ga : t.gb;
     const double* C = which == 0 ? t.ca.data() : t.cb.data();
     const double* D = which == 0 ? t.da.data() : t.db.data();

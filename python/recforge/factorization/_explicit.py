@@ -378,10 +378,10 @@ def _sgd_rates(model: Any, groups: tuple[str, ...]) -> tuple[list[float], list[f
 
 
 def _padded_rows(n: int, k: int, dtype: np.dtype) -> np.ndarray:
-    """An (n, k) array; for float32 the view of the first k columns of zeroed rows of
+    """An (n, k) array to fill; for float32 the view of the first k columns of zeroed rows of
     ``svd_padded_stride(k)`` floats, 32-byte aligned: the layout the SVD kernel updates in place."""
     if np.dtype(dtype) != np.float32:
-        return np.zeros((n, k), dtype=dtype)
+        return np.empty((n, k), dtype=dtype)
     stride = _kernels.svd_padded_stride(k)
     raw = np.zeros(n * stride + 8, dtype=np.float32)
     offset = (-raw.ctypes.data % 32) // 4

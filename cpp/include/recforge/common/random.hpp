@@ -93,37 +93,25 @@ bool ziggurat_outside(int iz, int32_t hz, Rng& rng, double& x) {
 
 // One standard normal draw; `rng` gives next() (64 bits), uniform() and open_uniform().
 template <class Rng>
-double ziggurat_normal(Rng& rng) {
-    const ZigguratTables& zg = ziggurat_tables();
+inline double ziggurat_normal(Rng& rng, const ZigguratTables& zg = ziggurat_tables()) {
     for (;;) {
         const uint64_t bits = rng.next();
         const int iz = static_cast<int>(bits & 127u);
         const int32_t hz = static_cast<int32_t>(static_cast<uint32_t>(bits >> 32));
-        const uint32_t mag = hz < 0 ? static_cast<uint32_t>(-(static_cast<int64_t>(hz))) : static_cast<uint32_t>(hz);
-        if (mag < zg.kn[iz]) return static_cast<double>(hz) * zg.wn[iz];
-        double x;
+        double x = static_cast<double>(hz) * zg.wn[iz];
+        if (__builtin_expect(std::abs(static_cast<double>(hz)) < zg.knd[iz], 1)) return x;
         if (ziggurat_outside(iz, hz, rng, x)) return x;
     }
 }
 
-// rows x cols normals N(mean, std^2) from `seed` into rows `stride` elements apart, row by row:
-// the draws of ziggurat_normal, with the rectangle test inlined.
+// rows x cols normals N(mean, std^2) from `seed` into rows `stride` elements apart, row by row.
 template <class T>
 void fill_normal(T* out, int64_t rows, int64_t cols, int64_t stride, double mean, double std, uint64_t seed) {
     SplitMix64 rng(seed);
     const ZigguratTables& zg = ziggurat_tables();
     for (int64_t r = 0; r < rows; ++r) {
         T* row = out + r * stride;
-        for (int64_t c = 0; c < cols; ++c) {
-            const uint64_t bits = rng.next();
-            const int iz = static_cast<int>(bits & 127u);
-            const int32_t hz = static_cast<int32_t>(static_cast<uint32_t>(bits >> 32));
-            double x = static_cast<double>(hz) * zg.wn[iz];
-            if (__builtin_expect(!(std::abs(static_cast<double>(hz)) < zg.knd[iz]), 0)) {
-                if (!ziggurat_outside(iz, hz, rng, x)) x = ziggurat_normal(rng);  // rejected: draw again
-            }
-            row[c] = static_cast<T>(mean + std * x);
-        }
+        for (int64_t c = 0; c < cols; ++c) row[c] = static_cast<T>(mean + std * ziggurat_normal(rng, zg));
     }
 }
 

@@ -149,8 +149,6 @@ public:
     EpochStats epoch(const Factors<T>& m, const SgdRates<T>& rates, bool shuffle, uint64_t seed, int n_threads,
                      int64_t min_block = 65536);
     int64_t size() const { return static_cast<int64_t>(users_.size()); }
-    int64_t n_users() const { return n_users_; }
-    int64_t n_items() const { return n_items_; }
 
 private:
     std::vector<int32_t> users_, items_;
