@@ -136,7 +136,7 @@ def _svd_epoch_numpy(users, items, ratings, P, Q, bu, bi, mu, biased, lr=LR, reg
 @pytest.mark.parametrize("dtype,kernel,tol", [
     (np.float64, None, 1e-12), (np.float32, None, 2e-5), (np.float32, "generic", 2e-5), (np.float32, "avx2", 2e-5),
 ])
-@pytest.mark.parametrize("k", [8, 19, 45, 130])
+@pytest.mark.parametrize("k", [8, 19, 45, 130, 270])
 @pytest.mark.parametrize("decay", ["mild", "strong"])
 def test_svd_epoch_matches_numpy(biased, dtype, kernel, tol, k, decay, monkeypatch):
     if kernel:
@@ -145,15 +145,16 @@ def test_svd_epoch_matches_numpy(biased, dtype, kernel, tol, k, decay, monkeypat
     if decay == "strong":  # 1 - lr reg <= 0.5 for the factors: the vector kernel without lazy decay
         lr, reg = [0.01, 0.02, 0.3, 0.25, 0.05], [0.02, 0.03, 2.0, 2.4, 0.06]
     R, rng = _random_ratings()
-    # rows of 1, 3 and 6 vectors with padding and 17 vectors (more than the vector kernel holds
-    # in registers); 8 has no padding
+    # rows of 1, 3, 6, 17 and 34 AVX2 vectors (1, 2, 3, 9 and 17 AVX-512 vectors) with padding:
+    # the last ones more than the vector kernels hold in registers; 8 has no padding for AVX2
     users = np.repeat(np.arange(R.shape[0], dtype=np.int32), np.diff(R.indptr))
     items, ratings = R.indices.astype(np.int32), R.data
     # a mixed order: runs of one user's ratings (the vector kernel keeps the user's row in
     # registers over a run) and single ratings
     perm = np.concatenate([np.arange(20), 20 + rng.permutation(len(users) - 20)])
     users, items, ratings = users[perm], items[perm], ratings[perm]
-    P0, Q0 = rng.normal(0, 0.3, (R.shape[0], k)), rng.normal(0, 0.3, (R.shape[1], k))
+    std = 0.3 * min(1.0, np.sqrt(130 / k))  # dot products of the same scale for the widest rows
+    P0, Q0 = rng.normal(0, std, (R.shape[0], k)), rng.normal(0, std, (R.shape[1], k))
     bu0, bi0 = rng.normal(0, 0.1, R.shape[0]), rng.normal(0, 0.1, R.shape[1])
     mu = float(ratings.mean())
     P, Q, bu, bi = P0.copy(), Q0.copy(), bu0.copy(), bi0.copy()
@@ -401,11 +402,11 @@ def test_svd_epoch_workspace_gives_the_same_epochs_for_any_shapes():
 
 
 def _padded_view(a, stride, misalign=False, fill=0.0):
-    """a (n, k) copied into the first k columns of rows `stride` floats apart, 32-byte aligned
+    """a (n, k) copied into the first k columns of rows `stride` floats apart, 64-byte aligned
     (or 16 bytes off that), the other columns set to `fill`."""
     n, k = a.shape
-    raw = np.zeros(n * stride + 16, dtype=a.dtype)
-    off = (-raw.ctypes.data % 32) // a.itemsize + (16 // a.itemsize if misalign else 0)
+    raw = np.zeros(n * stride + 32, dtype=a.dtype)
+    off = (-raw.ctypes.data % 64) // a.itemsize + (16 // a.itemsize if misalign else 0)
     rows = raw[off: off + n * stride].reshape(n, stride)
     rows[:, k:] = fill
     rows[:, :k] = a
@@ -444,7 +445,7 @@ def test_svd_trainer_epochs_equal_svd_epoch(dtype, shuffle, threads):
             np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("kernel", [None, "generic"])
+@pytest.mark.parametrize("kernel", [None, "avx2", "generic"])
 @pytest.mark.parametrize("layout", ["padded", "misaligned", "wide"])
 @pytest.mark.parametrize("fill", [0.0, -0.0, 7.0])  # +0: the vector kernel's own layout; others: to be kept
 def test_svd_epoch_on_views_of_wider_rows_equals_contiguous_arrays(kernel, layout, fill, monkeypatch):
@@ -455,7 +456,7 @@ def test_svd_epoch_on_views_of_wider_rows_equals_contiguous_arrays(kernel, layou
     items, ratings = R.indices.astype(np.int32), R.data.astype(np.float32)
     k = 19
     stride = {"padded": K.svd_padded_stride(k), "misaligned": K.svd_padded_stride(k), "wide": 29}[layout]
-    assert K.svd_padded_stride(k) == 24
+    assert K.svd_padded_stride(k) == (32 if K.sgd_kernel_name() == "avx512" else 24)  # whole vectors
     P0 = rng.normal(0, 0.3, (R.shape[0], k)).astype(np.float32)
     Q0 = rng.normal(0, 0.3, (R.shape[1], k)).astype(np.float32)
     P, Q = P0.copy(), Q0.copy()
@@ -794,7 +795,10 @@ def test_svdpp_user_vectors_include_the_implicit_term(small_interactions):
 
 
 def test_kernel_name_is_reported(monkeypatch):
+    assert K.sgd_kernel_name() in ("avx512", "avx2-fma", "generic")
+    monkeypatch.setenv("RECFORGE_VECTOR_KERNEL", "avx2")
     assert K.sgd_kernel_name() in ("avx2-fma", "generic")
+    assert K.svd_padded_stride(19) == 24
     monkeypatch.setenv("RECFORGE_VECTOR_KERNEL", "generic")
     assert K.sgd_kernel_name() == "generic"
 

@@ -156,7 +156,7 @@ void bind_typed(py::module_& m) {
         py::arg("workspace") = nullptr,
         "One SGD epoch of biased MF / PMF over rating triples (in the grouped shuffle order of svd_epoch_order when "
         "shuffle); returns (sse, n). A workspace keeps the epoch's buffers for the next epoch. The factor arrays may "
-        "be views of the first k columns of wider rows: float32 rows svd_padded_stride(k) floats apart, 32-byte "
+        "be views of the first k columns of wider rows: float32 rows svd_padded_stride(k) floats apart, 64-byte "
         "aligned and zero after column k are updated in place.");
 
     m.def(
@@ -379,12 +379,9 @@ void bind_factorization_explicit(py::module_& m) {
                                   "The number of ratings.");
     m.def(
         "svd_padded_stride",
-        [](int k) {
-            if (k < 1) throw std::invalid_argument("k must be positive");
-            return mf::svd_padded_stride(k);
-        },
-        py::arg("k"),
-          "The row stride (in floats) on which the float32 SVD kernel updates factor rows in place.");
+        [](int k) { return mf::svd_padded_stride(k); }, py::arg("k"),
+        "The row stride (in floats) on which the float32 SVD kernel updates factor rows in place: k rounded up "
+        "to a multiple of the kernel's vector (8 floats for AVX2, 16 for AVX-512).");
 
     py::class_<mf::SvdWorkspace>(m, "SvdWorkspace",
                                  "Buffers of svd_epoch kept from one epoch to the next (one per concurrent fit).")

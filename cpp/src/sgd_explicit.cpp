@@ -114,15 +114,15 @@ void check_factors(const Factors<T>& m, bool need_implicit, bool strided = false
 // ---------------------------------------------------------------------------------------------
 // The SVD / PMF step, the hot loop of the most used model, in two versions. The portable C++ one
 // applies the gradient of svd_gradient as it is, rating by rating, on the factor arrays. The
-// float32 AVX2+FMA one (compiled with a function-level target attribute and picked at run time
-// when the CPU has it, so the default build stays portable) applies the same update in the fused
-// form p <- (1 - lr_pu reg_pu) p + lr_pu e q (rounding differs in the last bits), on copies of the
-// factors whose rows are padded with zeros to a multiple of 8 floats and 32-byte aligned: every
-// load and store is one whole vector inside one cache line, with no scalar tail (the padding
-// stays zero, both updates being linear in it). Over a run of consecutive ratings of one user
-// (the shuffled order groups them) the user's row and bias stay in registers, so a step loads
-// and stores only the item's row. For the usual rates it also applies the weight decay lazily
-// and looks one rating ahead (svd_runs_scaled_avx2).
+// float32 vector one (sgd_svd_kernels.inc, compiled for AVX-512 and for AVX2+FMA with
+// function-level target attributes and picked at run time by what the CPU has, so the default
+// build stays portable) applies the same update in the fused form
+// p <- (1 - lr_pu reg_pu) p + lr_pu e q (rounding differs in the last bits), on factor rows padded
+// with zeros to whole vectors and aligned to one: every load and store is one whole vector inside
+// one cache line, with no scalar tail (the padding stays zero, both updates being linear in it).
+// Over a run of consecutive ratings of one user (the shuffled order groups them) the user's row
+// and bias stay in registers, so a step loads and stores only the item's row. For the usual rates
+// it also applies the weight decay lazily and looks one rating ahead (svd_runs_scaled).
 // ---------------------------------------------------------------------------------------------
 // One rating of an epoch's visiting order: the item and the rating. The ratings of an epoch are
 // grouped into runs of consecutive entries of one user (every kernel keeps the user's state
@@ -173,16 +173,18 @@ void svd_block_generic(const Factors<T>& m, const Entry<T>* data, const Run* run
     sse += local;
 }
 
-// Factor rows padded to `stride` floats (a multiple of 8), zeros beyond k, 32-byte aligned, in a
-// buffer that outlives the epoch (a workspace), so that its pages are not faulted in every epoch.
-// Rows of `src_stride` floats already in this layout (src_stride == the padded stride, src
-// 32-byte aligned, +0.0 in the columns after k) are used in place: the kernels' whole-vector
-// stores then write +0.0 over +0.0 there, so the columns outside the first k keep their values.
+// Factor rows padded to `stride` floats (k rounded up to a multiple of `width`, the floats of
+// one vector), zeros beyond k, aligned to a whole vector, in a buffer that outlives the epoch (a
+// workspace), so that its pages are not faulted in every epoch. Rows of `src_stride` floats
+// already in this layout (src_stride == the padded stride, src aligned, +0.0 in the columns after
+// k) are used in place: the kernels' whole-vector stores then write +0.0 over +0.0 there, so the
+// columns outside the first k keep their values.
 class PaddedRows {
 public:
-    PaddedRows(std::vector<float>& buf, float* src, int64_t src_stride, int64_t rows, int k)
-        : rows_(rows), k_(k), stride_(svd_padded_stride(k)), src_(src), src_stride_(src_stride) {
-        in_place_ = src_stride == stride_ && reinterpret_cast<uintptr_t>(src) % 32 == 0;
+    PaddedRows(std::vector<float>& buf, float* src, int64_t src_stride, int64_t rows, int k, int width)
+        : rows_(rows), k_(k), stride_((k + width - 1) / width * width), src_(src), src_stride_(src_stride) {
+        const uintptr_t align = static_cast<uintptr_t>(width) * sizeof(float);
+        in_place_ = src_stride == stride_ && reinterpret_cast<uintptr_t>(src) % align == 0;
         for (int64_t r = 0; in_place_ && r < rows; ++r) {
             const float* pad = src + r * src_stride;
             for (int64_t f = k; f < stride_; ++f) {
@@ -195,9 +197,9 @@ public:
             data_ = src;
             return;
         }
-        buf.resize(static_cast<size_t>(rows * stride_ + 8));
+        buf.resize(static_cast<size_t>(rows * stride_ + width));
         const uintptr_t addr = reinterpret_cast<uintptr_t>(buf.data());
-        data_ = buf.data() + ((32 - addr % 32) % 32) / sizeof(float);
+        data_ = buf.data() + ((align - addr % align) % align) / sizeof(float);
         for (int64_t r = 0; r < rows; ++r) {
             std::memcpy(row(r), src + r * src_stride, sizeof(float) * static_cast<size_t>(k));
             std::fill(row(r) + k, row(r) + stride_, 0.0f);
@@ -265,228 +267,55 @@ struct StepConstants {
     }
 };
 
-// The item row of the rating this many steps ahead is prefetched (all its cache lines).
-constexpr int64_t kPrefetchAhead = 2;
+// A kernel: the runs [run_begin, run_end) of an epoch's entries on padded factor rows.
+using SvdRuns = void (*)(const Factors<float>& m, float* P, float* Q, float* item_scale, int64_t stride,
+                         const Entry<float>* data, const Run* runs, int64_t run_begin, int64_t run_end,
+                         const SgdRates<float>& r, double& sse);
 
-__attribute__((target("avx2,fma"))) inline void prefetch_row(const float* row, int nv) {
-    const char* bytes = reinterpret_cast<const char*>(row);
-    for (int line = 0; line < nv * 32; line += 64) _mm_prefetch(bytes + line, _MM_HINT_T0);
+// The step kernels for AVX2 + FMA (rows of 8-float vectors) and for AVX-512 (16-float vectors):
+// the same source, sgd_svd_kernels.inc, compiled for each.
+namespace avx2 {
+#define RF_SGD_TARGET __attribute__((target("avx2,fma")))
+#define RF_SGD_INLINE __attribute__((target("avx2,fma"), always_inline))
+using Vec = __m256;
+constexpr int kW = 8;
+RF_SGD_INLINE inline Vec vload(const float* p) { return _mm256_load_ps(p); }
+RF_SGD_INLINE inline void vstore(float* p, Vec a) { _mm256_store_ps(p, a); }
+RF_SGD_INLINE inline Vec vset1(float a) { return _mm256_set1_ps(a); }
+RF_SGD_INLINE inline Vec vzero() { return _mm256_setzero_ps(); }
+RF_SGD_INLINE inline Vec vadd(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+RF_SGD_INLINE inline Vec vmul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
+RF_SGD_INLINE inline Vec vfma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+RF_SGD_INLINE inline float vhsum(Vec v) { return hsum256(v); }
+#include "sgd_svd_kernels.inc"
+#undef RF_SGD_TARGET
+#undef RF_SGD_INLINE
+}  // namespace avx2
+
+namespace avx512 {
+#define RF_SGD_TARGET __attribute__((target("avx512f,fma")))
+#define RF_SGD_INLINE __attribute__((target("avx512f,fma"), always_inline))
+using Vec = __m512;
+constexpr int kW = 16;
+RF_SGD_INLINE inline Vec vload(const float* p) { return _mm512_load_ps(p); }
+RF_SGD_INLINE inline void vstore(float* p, Vec a) { _mm512_store_ps(p, a); }
+RF_SGD_INLINE inline Vec vset1(float a) { return _mm512_set1_ps(a); }
+RF_SGD_INLINE inline Vec vzero() { return _mm512_setzero_ps(); }
+RF_SGD_INLINE inline Vec vadd(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+RF_SGD_INLINE inline Vec vmul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
+RF_SGD_INLINE inline Vec vfma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+RF_SGD_INLINE inline float vhsum(Vec v) {
+    // the two halves by the zero-masking extract: GCC 12 warns on the undefined source of the
+    // unmasked one (which the cast to __m256 uses too)
+    const __m512d d = _mm512_castps_pd(v);
+    const __m256 low = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, d, 0));
+    const __m256 high = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, d, 1));
+    return hsum256(_mm256_add_ps(low, high));
 }
-
-// The dot product of a row held in NV registers with a padded row, in four partial sums.
-template <int NV>
-__attribute__((target("avx2,fma"), always_inline)) inline float dot_registers(const __m256* pr, const float* q) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    for (int v = 0; v < NV; v += 4) {
-        s0 = _mm256_fmadd_ps(pr[v], _mm256_load_ps(q + 8 * v), s0);
-        if (v + 1 < NV) s1 = _mm256_fmadd_ps(pr[v + 1], _mm256_load_ps(q + 8 * v + 8), s1);
-        if (v + 2 < NV) s2 = _mm256_fmadd_ps(pr[v + 2], _mm256_load_ps(q + 8 * v + 16), s2);
-        if (v + 3 < NV) s3 = _mm256_fmadd_ps(pr[v + 3], _mm256_load_ps(q + 8 * v + 24), s3);
-    }
-    return hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-}
-
-// Rows of NV vectors (k <= 8 NV): the user's row lives in NV registers over the user's run.
-template <int NV>
-__attribute__((target("avx2,fma"))) void svd_runs_avx2(const Factors<float>& m, float* P, float* Q, float*, int64_t stride,
-                                                        const Entry<float>* data, const Run* runs, int64_t run_begin,
-                                                        int64_t run_end, const SgdRates<float>& r, double& sse) {
-    const StepConstants c(m, r);
-    const bool biased = c.biased;
-    float* const user_bias = m.user_bias;
-    const __m256 vcp = _mm256_set1_ps(1.0f - r.lr_pu * r.reg_pu), vcq = _mm256_set1_ps(1.0f - r.lr_qi * r.reg_qi);
-    const int64_t end = run_end > run_begin ? runs[run_end - 1].end : 0;  // the block's entries end here
-    double local = 0.0;
-    for (int64_t run = run_begin; run < run_end; ++run) {
-        const int32_t u = runs[run].u;
-        const int64_t run_stop = runs[run].end;
-        float* p = P + static_cast<int64_t>(u) * stride;
-        __m256 pr[NV];
-        for (int v = 0; v < NV; ++v) pr[v] = _mm256_load_ps(p + 8 * v);
-        float bu = biased ? user_bias[u] : 0.0f;
-        for (int64_t t = runs[run].begin; t < run_stop; ++t) {
-            const Entry<float>& x = data[t];
-            float* q = Q + static_cast<int64_t>(x.i) * stride;
-            if (t + kPrefetchAhead < end)
-                prefetch_row(Q + static_cast<int64_t>(data[t + kPrefetchAhead].i) * stride, NV);
-            const float dot = dot_registers<NV>(pr, q);
-            const float err = c.bias_step(x, dot, bu);
-            local += static_cast<double>(err) * err;
-            const __m256 vep = _mm256_set1_ps(c.lr_pu * err), veq = _mm256_set1_ps(c.lr_qi * err);
-            for (int v = 0; v < NV; ++v) {
-                const __m256 qv = _mm256_load_ps(q + 8 * v);
-                _mm256_store_ps(q + 8 * v, _mm256_fmadd_ps(veq, pr[v], _mm256_mul_ps(vcq, qv)));
-                pr[v] = _mm256_fmadd_ps(vep, qv, _mm256_mul_ps(vcp, pr[v]));
-            }
-        }
-        for (int v = 0; v < NV; ++v) _mm256_store_ps(p + 8 * v, pr[v]);
-        if (biased) user_bias[u] = bu;
-    }
-    sse += local;
-}
-
-// Wider rows (more than 16 vectors): the same step with the user's row in memory.
-__attribute__((target("avx2,fma"))) void svd_runs_avx2_wide(const Factors<float>& m, float* P, float* Q, float*,
-                                                             int64_t stride, const Entry<float>* data, const Run* runs,
-                                                             int64_t run_begin, int64_t run_end,
-                                                             const SgdRates<float>& r, double& sse) {
-    const StepConstants c(m, r);
-    const bool biased = c.biased;
-    float* const user_bias = m.user_bias;
-    const int nv = static_cast<int>(stride / 8);
-    const __m256 vcp = _mm256_set1_ps(1.0f - r.lr_pu * r.reg_pu), vcq = _mm256_set1_ps(1.0f - r.lr_qi * r.reg_qi);
-    double local = 0.0;
-    for (int64_t run = run_begin; run < run_end; ++run) {
-        const int32_t u = runs[run].u;
-        float* p = P + static_cast<int64_t>(u) * stride;
-        float bu = biased ? user_bias[u] : 0.0f;
-        for (int64_t t = runs[run].begin; t < runs[run].end; ++t) {
-            const Entry<float>& x = data[t];
-            float* q = Q + static_cast<int64_t>(x.i) * stride;
-            __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-            int v = 0;
-            for (; v + 4 <= nv; v += 4) {
-                s0 = _mm256_fmadd_ps(_mm256_load_ps(p + 8 * v), _mm256_load_ps(q + 8 * v), s0);
-                s1 = _mm256_fmadd_ps(_mm256_load_ps(p + 8 * v + 8), _mm256_load_ps(q + 8 * v + 8), s1);
-                s2 = _mm256_fmadd_ps(_mm256_load_ps(p + 8 * v + 16), _mm256_load_ps(q + 8 * v + 16), s2);
-                s3 = _mm256_fmadd_ps(_mm256_load_ps(p + 8 * v + 24), _mm256_load_ps(q + 8 * v + 24), s3);
-            }
-            for (; v < nv; ++v) s0 = _mm256_fmadd_ps(_mm256_load_ps(p + 8 * v), _mm256_load_ps(q + 8 * v), s0);
-            const float dot = hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-            const float err = c.bias_step(x, dot, bu);
-            local += static_cast<double>(err) * err;
-            const __m256 vep = _mm256_set1_ps(c.lr_pu * err), veq = _mm256_set1_ps(c.lr_qi * err);
-            for (v = 0; v < nv; ++v) {
-                const __m256 pv = _mm256_load_ps(p + 8 * v), qv = _mm256_load_ps(q + 8 * v);
-                _mm256_store_ps(p + 8 * v, _mm256_fmadd_ps(vep, qv, _mm256_mul_ps(vcp, pv)));
-                _mm256_store_ps(q + 8 * v, _mm256_fmadd_ps(veq, pv, _mm256_mul_ps(vcq, qv)));
-            }
-        }
-        if (biased) user_bias[u] = bu;
-    }
-    sse += local;
-}
-
-// The same step with lazily applied weight decay and one step of look-ahead, for rows of NV
-// vectors when 0.5 < 1 - lr reg <= 1 for both factor groups. The user's row is a p~ with
-// p = a p~ (a scalar a over the user's run) and item i's row is b_i q~_i (b_i in item_scale,
-// folded back into the rows at the end of the epoch). The decay p <- (1 - lr_pu reg_pu) p then
-// only scales a, and each row update is one fused multiply-add:
-//   p~ <- p~ + (lr_pu e b_i / a') q~_i,   q~_i <- q~_i + (lr_qi e a / b_i') p~,
-// with a' = (1 - lr_pu reg_pu) a and b_i' = (1 - lr_qi reg_qi) b_i. While it updates rating t
-// the loop also forms p~_t . q~_next and q~_t . q~_next for the user's next rating (when that
-// is another item), whose dot product p~_{t+1} . q~_next then costs one multiply-add: the
-// serial chain from one step to the next no longer holds a whole dot product. The arithmetic is
-// the step of svd_gradient; the rounding differs in the last bits. Scales below 2^-20 are folded
-// into their row, so they never underflow.
-template <int NV>
-__attribute__((target("avx2,fma"))) void svd_runs_scaled_avx2(const Factors<float>& m, float* P, float* Q,
-                                                               float* item_scale, int64_t stride,
-                                                               const Entry<float>* data, const Run* runs,
-                                                               int64_t run_begin, int64_t run_end,
-                                                               const SgdRates<float>& r, double& sse) {
-    const StepConstants c(m, r);
-    const bool biased = c.biased;
-    float* const user_bias = m.user_bias;
-    const float cp = 1.0f - r.lr_pu * r.reg_pu, cq = 1.0f - r.lr_qi * r.reg_qi;
-    const float icp = 1.0f / cp, icq = 1.0f / cq;
-    constexpr float kFold = 1.0f / 1048576.0f;  // 2^-20
-    const int64_t end = run_end > run_begin ? runs[run_end - 1].end : 0;  // the block's entries end here
-    double local = 0.0;
-    for (int64_t run = run_begin; run < run_end; ++run) {
-        const int32_t u = runs[run].u;
-        const int64_t run_stop = runs[run].end;
-        float* p = P + static_cast<int64_t>(u) * stride;
-        __m256 pr[NV];
-        for (int v = 0; v < NV; ++v) pr[v] = _mm256_load_ps(p + 8 * v);
-        float a = 1.0f, ia = 1.0f;
-        float bu = biased ? user_bias[u] : 0.0f;
-        bool have_dot = false;
-        float next_dot = 0.0f;  // p~ . q~ of the current rating when the previous step formed it
-        for (int64_t t = runs[run].begin; t < run_stop; ++t) {
-            const Entry<float>& x = data[t];
-            float* q = Q + static_cast<int64_t>(x.i) * stride;
-            if (t + kPrefetchAhead < end)
-                prefetch_row(Q + static_cast<int64_t>(data[t + kPrefetchAhead].i) * stride, NV);
-            float d;
-            if (have_dot) {
-                d = next_dot;
-            } else {
-                d = dot_registers<NV>(pr, q);
-            }
-            float& bref = item_scale[x.i];
-            const float b = bref;
-            // the factors of err in the two steps do not depend on err: formed off the chain
-            const float to_alpha = c.lr_pu * b * (icp * ia), to_beta = c.lr_qi * a * (icq / b);
-            const float err = c.bias_step(x, (a * b) * d, bu);
-            local += static_cast<double>(err) * err;
-            const float a_new = cp * a, ia_new = ia * icp, b_new = cq * b;
-            const float alpha = err * to_alpha;  // p~ step, along q~
-            const float beta = err * to_beta;    // q~ step, along p~
-            const __m256 valpha = _mm256_set1_ps(alpha), vbeta = _mm256_set1_ps(beta);
-            const bool ahead = t + 1 < run_stop && data[t + 1].i != x.i;
-            if (ahead) {
-                const float* qn = Q + static_cast<int64_t>(data[t + 1].i) * stride;
-                __m256 A0 = _mm256_setzero_ps(), A1 = A0, B0 = A0, B1 = A0;
-                for (int v = 0; v < NV; ++v) {
-                    const __m256 q0 = _mm256_load_ps(q + 8 * v), q1 = _mm256_load_ps(qn + 8 * v);
-                    if (v % 2 == 0) {
-                        A0 = _mm256_fmadd_ps(pr[v], q1, A0);
-                        B0 = _mm256_fmadd_ps(q0, q1, B0);
-                    } else {
-                        A1 = _mm256_fmadd_ps(pr[v], q1, A1);
-                        B1 = _mm256_fmadd_ps(q0, q1, B1);
-                    }
-                    _mm256_store_ps(q + 8 * v, _mm256_fmadd_ps(vbeta, pr[v], q0));
-                    pr[v] = _mm256_fmadd_ps(valpha, q0, pr[v]);
-                }
-                next_dot = hsum256(_mm256_add_ps(A0, A1)) + alpha * hsum256(_mm256_add_ps(B0, B1));
-            } else {
-                for (int v = 0; v < NV; ++v) {
-                    const __m256 q0 = _mm256_load_ps(q + 8 * v);
-                    _mm256_store_ps(q + 8 * v, _mm256_fmadd_ps(vbeta, pr[v], q0));
-                    pr[v] = _mm256_fmadd_ps(valpha, q0, pr[v]);
-                }
-            }
-            have_dot = ahead;
-            a = a_new;
-            ia = ia_new;
-            if (b_new < kFold) {  // fold the item's scale into its row
-                const __m256 vb = _mm256_set1_ps(b_new);
-                for (int v = 0; v < NV; ++v) _mm256_store_ps(q + 8 * v, _mm256_mul_ps(vb, _mm256_load_ps(q + 8 * v)));
-                bref = 1.0f;
-            } else {
-                bref = b_new;
-            }
-            if (a < kFold) {  // and the user's
-                const __m256 va = _mm256_set1_ps(a);
-                for (int v = 0; v < NV; ++v) pr[v] = _mm256_mul_ps(va, pr[v]);
-                a = ia = 1.0f;
-                have_dot = false;
-            }
-        }
-        const __m256 va = _mm256_set1_ps(a);
-        for (int v = 0; v < NV; ++v) _mm256_store_ps(p + 8 * v, _mm256_mul_ps(va, pr[v]));
-        if (biased) user_bias[u] = bu;
-    }
-    sse += local;
-}
-
-using SvdRuns = void (*)(const Factors<float>&, float*, float*, float*, int64_t, const Entry<float>*, const Run*,
-                         int64_t, int64_t, const SgdRates<float>&, double&);
-
-template <int... NV>
-SvdRuns svd_runs_for_impl(int nv, bool scaled, std::integer_sequence<int, NV...>) {
-    SvdRuns out = &svd_runs_avx2_wide;
-    ((nv == NV + 1 ? (out = scaled ? &svd_runs_scaled_avx2<NV + 1> : &svd_runs_avx2<NV + 1>, 0) : 0), ...);
-    return out;
-}
-
-// The kernel for rows of `stride` floats; `scaled` asks for lazily applied weight decay, which
-// needs both decay factors 1 - lr reg in (0.5, 1].
-SvdRuns svd_runs_for(int64_t stride, bool scaled) {
-    return svd_runs_for_impl(static_cast<int>(stride / 8), scaled, std::make_integer_sequence<int, 16>{});
-}
+#include "sgd_svd_kernels.inc"
+#undef RF_SGD_TARGET
+#undef RF_SGD_INLINE
+}  // namespace avx512
 
 bool lazy_decay_applies(const SgdRates<float>& r) {
     const float cp = 1.0f - r.lr_pu * r.reg_pu, cq = 1.0f - r.lr_qi * r.reg_qi;
@@ -494,27 +323,36 @@ bool lazy_decay_applies(const SgdRates<float>& r) {
 }
 #endif
 
-enum class Isa { generic, avx2 };
+enum class Isa { generic, avx2, avx512 };
 
-bool cpu_has_avx2() {
+struct CpuVectors {
+    bool avx2 = false, avx512 = false;
+    CpuVectors() {
 #ifdef RECFORGE_SGD_SIMD
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return false;
+        __builtin_cpu_init();
+        avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        avx512 = avx2 && __builtin_cpu_supports("avx512f");
 #endif
-}
+    }
+};
 
-// The best instruction set the CPU has; RECFORGE_VECTOR_KERNEL=generic caps it, read on every
-// call so that tests can compare the paths in one process.
+// The best instruction set the CPU has; RECFORGE_VECTOR_KERNEL=generic or =avx2 caps it, read on
+// every call so that tests can compare the paths in one process.
 Isa choose_isa() {
-    static const bool has2 = cpu_has_avx2();
+    static const CpuVectors cpu;
     const char* forced = std::getenv("RECFORGE_VECTOR_KERNEL");
     if (forced && std::strcmp(forced, "generic") == 0) return Isa::generic;
-    return has2 ? Isa::avx2 : Isa::generic;
+    const bool cap_avx2 = forced && std::strcmp(forced, "avx2") == 0;
+    if (cpu.avx512 && !cap_avx2) return Isa::avx512;
+    return cpu.avx2 ? Isa::avx2 : Isa::generic;
 }
 
-const char* isa_name(Isa isa) { return isa == Isa::avx2 ? "avx2-fma" : "generic"; }
+const char* isa_name(Isa isa) {
+    return isa == Isa::avx512 ? "avx512" : isa == Isa::avx2 ? "avx2-fma" : "generic";
+}
+
+// Floats per vector of the float32 kernel: factor rows are padded to a multiple of this.
+int vector_width(Isa isa) { return isa == Isa::avx512 ? 16 : 8; }
 
 struct Accumulator {
     double sse = 0.0;
@@ -927,12 +765,17 @@ EpochStats run_svd_epoch(SvdWorkspace::Impl& ws, const Factors<T>& m, const int3
 #ifdef RECFORGE_SGD_SIMD
     std::unique_ptr<PaddedRows> pu, qi;
     if constexpr (std::is_same_v<T, float>) {
-        if (choose_isa() == Isa::avx2) {
-            pu = std::make_unique<PaddedRows>(ws.padded_users, m.user_factors, m.user_row_stride(), m.n_users, m.k);
-            qi = std::make_unique<PaddedRows>(ws.padded_items, m.item_factors, m.item_row_stride(), m.n_items, m.k);
+        const Isa isa = choose_isa();
+        if (isa != Isa::generic) {
+            const int width = vector_width(isa);
+            pu = std::make_unique<PaddedRows>(ws.padded_users, m.user_factors, m.user_row_stride(), m.n_users, m.k,
+                                              width);
+            qi = std::make_unique<PaddedRows>(ws.padded_items, m.item_factors, m.item_row_stride(), m.n_items, m.k,
+                                              width);
             const bool scaled = lazy_decay_applies(rates);
             ws.item_scale.assign(scaled ? static_cast<size_t>(m.n_items) : 0, 1.0f);
-            const SvdRuns runs = svd_runs_for(pu->stride(), scaled);
+            const int nv = static_cast<int>(pu->stride() / width);
+            const SvdRuns runs = isa == Isa::avx512 ? avx512::runs_for(nv, scaled) : avx2::runs_for(nv, scaled);
             run_block = [&, runs](int64_t run_begin, int64_t run_end, int w) {
                 runs(m, pu->data(), qi->data(), ws.item_scale.data(), pu->stride(), data.data(), ws.runs.data(),
                      run_begin, run_end, rates, acc[static_cast<size_t>(w)].sse);
@@ -1173,6 +1016,12 @@ EpochStats nmf_epoch(const Factors<T>& m, const CsrView& by_user, const T* ratin
 }
 
 const char* sgd_kernel_name() { return isa_name(choose_isa()); }
+
+int64_t svd_padded_stride(int k) {
+    if (k <= 0) throw std::invalid_argument("k must be positive");
+    const int64_t width = vector_width(choose_isa());
+    return (static_cast<int64_t>(k) + width - 1) / width * width;
+}
 
 #define RECFORGE_INSTANTIATE(T)                                                                                     \
     template T svd_loss_grad<T>(const T*, const T*, T, T, T, T, int, bool, const SgdRates<T>&, T*, T*, T*, T*);   \

@@ -379,12 +379,12 @@ def _sgd_rates(model: Any, groups: tuple[str, ...]) -> tuple[list[float], list[f
 
 def _padded_rows(n: int, k: int, dtype: np.dtype) -> np.ndarray:
     """An (n, k) array to fill; for float32 the view of the first k columns of zeroed rows of
-    ``svd_padded_stride(k)`` floats, 32-byte aligned: the layout the SVD kernel updates in place."""
+    ``svd_padded_stride(k)`` floats, 64-byte aligned: the layout the SVD kernel updates in place."""
     if np.dtype(dtype) != np.float32:
         return np.empty((n, k), dtype=dtype)
     stride = _kernels.svd_padded_stride(k)
-    raw = np.zeros(n * stride + 8, dtype=np.float32)
-    offset = (-raw.ctypes.data % 32) // 4
+    raw = np.zeros(n * stride + 16, dtype=np.float32)
+    offset = (-raw.ctypes.data % 64) // 4
     return raw[offset: offset + n * stride].reshape(n, stride)[:, :k]
 
 

@@ -124,10 +124,10 @@ private:
 // takes a block of ratings whose users and items no other thread touches. The result depends
 // only on the inputs, the seed and the number of strata.
 //
-// Float32 factor arrays whose rows are svd_padded_stride(k) floats apart, 32-byte aligned, with
-// +0.0 in the columns after k (views of the first k columns) are updated in place by the vector
-// kernel (the item rows' lazily applied weight decay is folded into them at the end of the
-// epoch). Other layouts are copied into padded rows and back; the columns outside the view keep
+// Float32 factor arrays whose rows are svd_padded_stride(k) floats apart, aligned to one vector
+// of the kernel (64 bytes suffice for every kernel), with +0.0 in the columns after k (views of
+// the first k columns) are updated in place by the vector kernel (the item rows' lazily applied
+// weight decay is folded into them at the end of the epoch). Other layouts are copied into padded rows and back; the columns outside the view keep
 // their values.
 template <class T>
 EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_t* items, const T* ratings, int64_t n,
@@ -135,8 +135,8 @@ EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_
                          int64_t min_block = 65536, SvdWorkspace* workspace = nullptr);
 
 // The row stride (in elements) that the float32 vector kernel works on in place: k rounded up
-// to a multiple of 8.
-inline int64_t svd_padded_stride(int k) { return (static_cast<int64_t>(k) + 7) / 8 * 8; }
+// to a multiple of its vector, 8 floats for AVX2 and 16 for AVX-512 (k > 0).
+int64_t svd_padded_stride(int k);
 
 // The rating triples of one fit, validated and copied once, with the buffers of its epochs:
 // epoch() is svd_sgd_epoch on these triples (the same order for the same seed, the same
@@ -189,8 +189,8 @@ EpochStats nmf_epoch(const Factors<T>& m, const CsrView& by_user, const T* ratin
 // w_u = [x_u, b_u], X rows = [y_c, 1], t = r - mu - b_c. Rows without ratings get zeros.
 // Returns the squared error of all ratings with the new solutions (after the second half sweep
 // of an epoch, the training error of the model). Deterministic for any n_threads.
-// The instruction set the float32 SVD kernel uses on this CPU: "avx2-fma" or "generic"
-// (RECFORGE_VECTOR_KERNEL=generic forces the portable one).
+// The instruction set the float32 SVD kernel uses on this CPU: "avx512", "avx2-fma" or "generic"
+// (RECFORGE_VECTOR_KERNEL=generic forces the portable one, =avx2 caps it at AVX2).
 const char* sgd_kernel_name();
 
 template <class T>
