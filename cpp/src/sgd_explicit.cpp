@@ -173,6 +173,11 @@ void svd_block_generic(const Factors<T>& m, const Entry<T>* data, const Run* run
     sse += local;
 }
 
+// The scale b of an item's row under lazily applied decay (the row is b q~) and 1 / b.
+struct ItemScale {
+    float b = 1.0f, inv = 1.0f;
+};
+
 // Factor rows padded to `stride` floats (k rounded up to a multiple of `width`, the floats of
 // one vector), zeros beyond k, aligned to a whole vector, in a buffer that outlives the epoch (a
 // workspace), so that its pages are not faulted in every epoch. Rows of `src_stride` floats
@@ -208,16 +213,17 @@ public:
     float* row(int64_t r) { return data_ + r * stride_; }
     float* data() { return data_; }
     int64_t stride() const { return stride_; }
-    // back to the source rows; with `scale`, row r times scale[r] (scales of 1 leave a row as it is)
-    void copy_back(const float* scale = nullptr) {
+    // back to the source rows; with `scale`, row r times scale[r].b (scales of 1 leave a row as
+    // it is)
+    void copy_back(const ItemScale* scale = nullptr) {
         for (int64_t r = 0; r < rows_; ++r) {
             float* dst = src_ + r * src_stride_;
             const float* from = row(r);
-            if (!scale || scale[r] == 1.0f) {
+            if (!scale || scale[r].b == 1.0f) {
                 if (!in_place_) std::memcpy(dst, from, sizeof(float) * static_cast<size_t>(k_));
                 continue;
             }
-            const float sr = scale[r];
+            const float sr = scale[r].b;
             for (int f = 0; f < k_; ++f) dst[f] = sr * from[f];
         }
     }
@@ -267,10 +273,23 @@ struct StepConstants {
     }
 };
 
-// A kernel: the runs [run_begin, run_end) of an epoch's entries on padded factor rows.
-using SvdRuns = void (*)(const Factors<float>& m, float* P, float* Q, float* item_scale, int64_t stride,
-                         const Entry<float>* data, const Run* runs, int64_t run_begin, int64_t run_end,
-                         const SgdRates<float>& r, double& sse);
+// What a kernel works on: the padded factor rows P and Q (`stride` floats apart), the biases and
+// the global mean of m, the rates, an epoch's entries in visiting order with their runs, and (for
+// the kernels with lazily applied decay) the items' scales.
+struct EpochRows {
+    const Factors<float>* m;
+    const SgdRates<float>* rates;
+    float* P;
+    float* Q;
+    int64_t stride;
+    ItemScale* item_scale;
+    const Entry<float>* data;
+    const Run* runs;
+    int64_t n_entries;  // of the whole epoch
+};
+
+// A kernel: the runs [run_begin, run_end) of the epoch; adds the squared errors to sse.
+using SvdRuns = void (*)(const EpochRows& e, int64_t run_begin, int64_t run_end, double& sse);
 
 // The step kernels for AVX2 + FMA (rows of 8-float vectors) and for AVX-512 (16-float vectors):
 // the same source, sgd_svd_kernels.inc, compiled for each.
@@ -287,6 +306,14 @@ RF_SGD_INLINE inline Vec vadd(Vec a, Vec b) { return _mm256_add_ps(a, b); }
 RF_SGD_INLINE inline Vec vmul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
 RF_SGD_INLINE inline Vec vfma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
 RF_SGD_INLINE inline float vhsum(Vec v) { return hsum256(v); }
+RF_SGD_INLINE inline void vhsum2(Vec a, Vec b, float& sa, float& sb) {
+    // [a's halves summed | b's halves summed], then within each 128-bit half
+    Vec x = _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+    x = _mm256_add_ps(x, _mm256_permute_ps(x, 0x4E));
+    x = _mm256_add_ps(x, _mm256_permute_ps(x, 0xB1));
+    sa = _mm256_cvtss_f32(x);
+    sb = _mm_cvtss_f32(_mm256_extractf128_ps(x, 1));
+}
 #include "sgd_svd_kernels.inc"
 #undef RF_SGD_TARGET
 #undef RF_SGD_INLINE
@@ -311,6 +338,15 @@ RF_SGD_INLINE inline float vhsum(Vec v) {
     const __m256 low = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, d, 0));
     const __m256 high = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, d, 1));
     return hsum256(_mm256_add_ps(low, high));
+}
+RF_SGD_INLINE inline void vhsum2(Vec a, Vec b, float& sa, float& sb) {
+    // 128-bit lanes [a0 + a2, a1 + a3, b0 + b2, b1 + b3], then [A, A, B, B], then within each lane
+    Vec x = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+    x = _mm512_add_ps(x, _mm512_shuffle_f32x4(x, x, 0xB1));
+    x = _mm512_add_ps(x, _mm512_permute_ps(x, 0x4E));
+    x = _mm512_add_ps(x, _mm512_permute_ps(x, 0xB1));
+    sa = _mm_cvtss_f32(_mm512_maskz_extractf32x4_ps(0xF, x, 0));
+    sb = _mm_cvtss_f32(_mm512_maskz_extractf32x4_ps(0xF, x, 2));
 }
 #include "sgd_svd_kernels.inc"
 #undef RF_SGD_TARGET
@@ -504,7 +540,8 @@ struct SvdWorkspace::Impl {
     std::vector<Entry<double>> data64;
     std::vector<Run> runs;
     std::vector<int64_t> run_offset;  // block b is runs[run_offset[b] .. run_offset[b + 1])
-    std::vector<float> padded_users, padded_items, item_scale;
+    std::vector<float> padded_users, padded_items;
+    std::vector<ItemScale> item_scale;
     int strata = 1;
 
     template <class T>
@@ -773,12 +810,13 @@ EpochStats run_svd_epoch(SvdWorkspace::Impl& ws, const Factors<T>& m, const int3
             qi = std::make_unique<PaddedRows>(ws.padded_items, m.item_factors, m.item_row_stride(), m.n_items, m.k,
                                               width);
             const bool scaled = lazy_decay_applies(rates);
-            ws.item_scale.assign(scaled ? static_cast<size_t>(m.n_items) : 0, 1.0f);
+            ws.item_scale.assign(scaled ? static_cast<size_t>(m.n_items) : 0, ItemScale{});
             const int nv = static_cast<int>(pu->stride() / width);
             const SvdRuns runs = isa == Isa::avx512 ? avx512::runs_for(nv, scaled) : avx2::runs_for(nv, scaled);
-            run_block = [&, runs](int64_t run_begin, int64_t run_end, int w) {
-                runs(m, pu->data(), qi->data(), ws.item_scale.data(), pu->stride(), data.data(), ws.runs.data(),
-                     run_begin, run_end, rates, acc[static_cast<size_t>(w)].sse);
+            const EpochRows rows{&m, &rates, pu->data(), qi->data(), pu->stride(), ws.item_scale.data(), data.data(),
+                                 ws.runs.data(), n};
+            run_block = [&, runs, rows](int64_t run_begin, int64_t run_end, int w) {
+                runs(rows, run_begin, run_end, acc[static_cast<size_t>(w)].sse);
             };
         }
     }
