@@ -341,10 +341,12 @@ RF_SGD_INLINE inline float vhsum(Vec v) {
 }
 RF_SGD_INLINE inline void vhsum2(Vec a, Vec b, float& sa, float& sb) {
     // 128-bit lanes [a0 + a2, a1 + a3, b0 + b2, b1 + b3], then [A, A, B, B], then within each lane
-    Vec x = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
-    x = _mm512_add_ps(x, _mm512_shuffle_f32x4(x, x, 0xB1));
-    x = _mm512_add_ps(x, _mm512_permute_ps(x, 0x4E));
-    x = _mm512_add_ps(x, _mm512_permute_ps(x, 0xB1));
+    // (zero-masking forms with every lane kept, as in vhsum)
+    constexpr __mmask16 all = 0xFFFF;
+    Vec x = _mm512_add_ps(_mm512_maskz_shuffle_f32x4(all, a, b, 0x44), _mm512_maskz_shuffle_f32x4(all, a, b, 0xEE));
+    x = _mm512_add_ps(x, _mm512_maskz_shuffle_f32x4(all, x, x, 0xB1));
+    x = _mm512_add_ps(x, _mm512_maskz_permute_ps(all, x, 0x4E));
+    x = _mm512_add_ps(x, _mm512_maskz_permute_ps(all, x, 0xB1));
     sa = _mm_cvtss_f32(_mm512_maskz_extractf32x4_ps(0xF, x, 0));
     sb = _mm_cvtss_f32(_mm512_maskz_extractf32x4_ps(0xF, x, 2));
 }
