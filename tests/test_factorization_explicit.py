@@ -175,14 +175,11 @@ def test_svd_epoch_matches_numpy(biased, dtype, kernel, tol, k, decay, monkeypat
 
 
 def _balanced_strata(ids, n_rows, strata):
-    """Rows by decreasing rating count (ties by index), dealt to the strata in snake order."""
+    """Consecutive rows with about n / strata ratings each: row r goes to the stratum holding the
+    middle of its ratings in index order."""
     count = np.bincount(ids, minlength=n_rows)
-    order = np.argsort(-count, kind="stable")
-    pos = np.arange(n_rows)
-    lap, off = pos // strata, pos % strata
-    out = np.empty(n_rows, dtype=np.int64)
-    out[order] = np.where(lap % 2 == 0, off, strata - 1 - off)
-    return out
+    before = np.concatenate([[0], np.cumsum(count)[:-1]])
+    return np.minimum((2 * before + count) * strata // (2 * len(ids)), strata - 1)
 
 
 @pytest.mark.parametrize("threads", [2, 3])

@@ -442,20 +442,21 @@ T svdpp_loss_grad(const T* p, const T* q, const T* implicit_rows, int64_t n_rate
 
 namespace {
 
-// Splits the rows (users or items) into `strata` groups of about equal rating counts: rows in
-// decreasing count order are dealt to the strata in a snake order (0..S-1, S-1..0, ...).
+// The strata of the conflict-free blocks: ranges of consecutive row indices with about n / strata
+// ratings each (row r goes to the stratum that holds the middle of its ratings in index order).
+// Consecutive ranges keep the per-row arrays that the workers write (biases, the items' decay
+// scales) apart: two workers share a cache line of them only at a range boundary.
 std::vector<int32_t> balanced_strata(const int32_t* ids, int64_t n, int64_t n_rows, int strata) {
     std::vector<int64_t> count(static_cast<size_t>(n_rows), 0);
     for (int64_t t = 0; t < n; ++t) ++count[static_cast<size_t>(ids[t])];
-    std::vector<int32_t> order(static_cast<size_t>(n_rows));
-    for (int64_t r = 0; r < n_rows; ++r) order[static_cast<size_t>(r)] = static_cast<int32_t>(r);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int32_t a, int32_t b) { return count[static_cast<size_t>(a)] > count[static_cast<size_t>(b)]; });
     std::vector<int32_t> stratum(static_cast<size_t>(n_rows));
-    for (int64_t pos = 0; pos < n_rows; ++pos) {
-        const int64_t lap = pos / strata, off = pos % strata;
-        stratum[static_cast<size_t>(order[static_cast<size_t>(pos)])] =
-            static_cast<int32_t>(lap % 2 == 0 ? off : strata - 1 - off);
+    int64_t before = 0;  // ratings of the rows before r
+    for (int64_t r = 0; r < n_rows; ++r) {
+        const int64_t c = count[static_cast<size_t>(r)];
+        const int64_t mid2 = 2 * before + c;  // twice the position of the row's middle rating
+        const int64_t st = n > 0 ? mid2 * strata / (2 * n) : 0;
+        stratum[static_cast<size_t>(r)] = static_cast<int32_t>(std::min<int64_t>(st, strata - 1));
+        before += c;
     }
     return stratum;
 }

@@ -88,7 +88,7 @@ struct EpochStats {
 // given order within each block.
 //
 // With n_threads > 1 (and enough ratings) users and items are split into n_threads strata of
-// balanced rating counts and block (a, b) holds the ratings of user stratum a and item stratum b.
+// consecutive indices with balanced rating counts and block (a, b) holds the ratings of user stratum a and item stratum b.
 // Fewer strata are used when a block would hold fewer than `min_block` ratings (on MovieLens
 // 100K, 20,000 ratings a block, the second thread made epochs slower; on a million ratings it
 // made them 1.5x faster).
