@@ -290,9 +290,11 @@ def _fisher_yates_forward(x, below):
         x[t], x[j] = x[j], x[t]
 
 
-def _grouped_order(users, items, n_users, n_items, k, itemsize, seed):
+def _grouped_order(users, items, n_users, n_items, k, itemsize, seed, blocks=None):
     """Item groups (ranges of consecutive items of about 256 KiB of padded rows) in a random
-    order; in each, users in a random order; each user's ratings in the group in a random order."""
+    order; in each, users in a random order; each user's ratings in the group in a random order.
+    With blocks = (user strata, item strata, S): block by block (user stratum a, item stratum b
+    for block a S + b), each block in that order; returns the order and the blocks' offsets."""
     rng = _SplitMix64(seed)
     user_perm = list(range(n_users))
     _fisher_yates(user_perm, rng.below)
@@ -301,14 +303,21 @@ def _grouped_order(users, items, n_users, n_items, k, itemsize, seed):
     group_rank = list(range(groups))
     _fisher_yates(group_rank, rng.below)
     group = np.asarray(items, dtype=np.int64) * groups // n_items
+    su, si, S = blocks if blocks is not None else (np.zeros(n_users, int), np.zeros(n_items, int), 1)
     draw = _Uniform16(rng)
-    order = []
-    for g in sorted(range(groups), key=lambda g: group_rank[g]):
-        for u in user_perm:
-            run = [int(t) for t in np.flatnonzero((users == u) & (group == g))]
-            _fisher_yates_forward(run, draw.below)
-            order += run
-    return np.asarray(order, dtype=np.int64)
+    order, offset = [], [0]
+    for blk in range(S * S):
+        in_block = si[items] == blk % S
+        for g in sorted(range(groups), key=lambda g: group_rank[g]):
+            for u in user_perm:
+                if su[u] != blk // S:
+                    continue
+                run = [int(t) for t in np.flatnonzero((users == u) & (group == g) & in_block)]
+                _fisher_yates_forward(run, draw.below)
+                order += run
+        offset.append(len(order))
+    order = np.asarray(order, dtype=np.int64)
+    return order if blocks is None else (order, np.asarray(offset))
 
 
 @pytest.mark.parametrize("n_users,n_items,k,itemsize", [
@@ -333,6 +342,25 @@ def test_svd_epoch_order_is_the_grouped_shuffle(n_users, n_items, k, itemsize, s
     # without shuffle: the given order
     order, _ = K.svd_epoch_order(users, items, n_users, n_items, k, itemsize, shuffle=False)
     np.testing.assert_array_equal(order, np.arange(len(users)))
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("sorted_input", [True, False])
+def test_svd_epoch_order_in_blocks_is_the_grouped_shuffle_of_each_block(threads, sorted_input):
+    rng = np.random.default_rng(threads)
+    n_users, n_items, k = 300, 2500, 40  # several item groups, cut by the item strata
+    mask = rng.random((n_users, n_items)) < 0.03
+    users, items = (a.astype(np.int32) for a in np.nonzero(mask))
+    if not sorted_input:  # the counting sorts instead of the cut table
+        perm = rng.permutation(len(users))
+        users, items = users[perm], items[perm]
+    su, si = _balanced_strata(users, n_users, threads), _balanced_strata(items, n_items, threads)
+    for seed in (0, 3):
+        order, offset = K.svd_epoch_order(users, items, n_users, n_items, k, 4, shuffle=True, seed=seed,
+                                          n_threads=threads, min_block=64)
+        want, want_offset = _grouped_order(users, items, n_users, n_items, k, 4, seed, (su, si, threads))
+        np.testing.assert_array_equal(order, want)
+        np.testing.assert_array_equal(offset, want_offset)
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float32, 2e-5), (np.float64, 1e-12)])

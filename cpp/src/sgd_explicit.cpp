@@ -535,8 +535,14 @@ void emit_shuffled_run(V* out, int64_t begin, int64_t end, Make make, Uniform16&
 
 struct SvdWorkspace::Impl {
     std::vector<int64_t> order, by_user, start, fill, offset, cuts;
-    int64_t cut_groups = -1;  // the item groups `cuts` was made for (-1: none)
+    // cells: ranges of consecutive items in one item group and one item stratum (for one
+    // stratum, the groups); cell_start[c] is the first item of cell c, cell_of[g * strata + b]
+    // the cell of group g in item stratum b (-1: none); cut_cells, the cells `cuts` was made for
+    std::vector<int64_t> cell_start, cell_of, cut_cells;
+    int strata_made = 0;  // the strata user_stratum and item_stratum were made for
     std::vector<std::pair<int64_t, int64_t>> segments;
+    std::vector<int64_t> segment_block;  // block b is segments[segment_block[b] .. segment_block[b + 1])
+    std::vector<std::vector<int32_t>> stratum_users;
     SplitMix64 run_rng{0};
     std::vector<int32_t> user_perm, user_rank, item_rank, user_stratum, item_stratum;
     std::vector<Entry<float>> data32;
@@ -553,19 +559,20 @@ struct SvdWorkspace::Impl {
         else return data64;
     }
 
-    // Appends entry position `pos` of user u to the runs (a new run unless it continues the last).
-    void add_to_runs(int32_t u, int64_t pos, int64_t len) {
-        if (!runs.empty() && runs.back().u == u && runs.back().end == pos) {
+    // Appends entry position `pos` of user u to the runs (a new run unless it continues the last
+    // one from first_run on: a run never spans two blocks).
+    void add_to_runs(int32_t u, int64_t pos, int64_t len, size_t first_run) {
+        if (runs.size() > first_run && runs.back().u == u && runs.back().end == pos) {
             runs.back().end += len;
             return;
         }
         runs.push_back(Run{u, pos, pos + len});
     }
 
-    // The visiting order of svd_epoch_plan. For ratings sorted by user and item on one stratum
-    // it is left as `segments` (runs of input positions in visiting order, each shuffled by
-    // emit_segments from the generator state `run_rng`) and plan returns true; otherwise it fills
-    // `order` and `offset` and returns false. `sorted` is -1 (find out), 0 or 1.
+    // The visiting order of svd_epoch_plan. For ratings sorted by user and item it is left as
+    // `segments` (runs of input positions in visiting order, block by block, each shuffled by
+    // emit_segments from the generator state `run_rng`) and `offset`, and plan returns true;
+    // otherwise it fills `order` and `offset` and returns false. `sorted` is -1 (find out), 0 or 1.
     bool plan(const int32_t* users, const int32_t* items, int64_t n, int64_t n_users, int64_t n_items, int k,
               size_t itemsize, bool shuffle, uint64_t seed, int n_threads, int64_t min_block, int sorted = -1,
               bool keep_cuts = false) {
@@ -574,9 +581,10 @@ struct SvdWorkspace::Impl {
         while (strata > 1 && n / (static_cast<int64_t>(strata) * strata) < min_block) --strata;
         strata = static_cast<int>(std::min<int64_t>({strata, n_users, n_items}));
         if (strata < 1) strata = 1;
-        if (strata > 1) {
+        if (strata > 1 && !(keep_cuts && strata_made == strata)) {
             user_stratum = balanced_strata(users, n, n_users, strata);
             item_stratum = balanced_strata(items, n, n_items, strata);
+            strata_made = strata;
         }
         const int64_t n_blocks = static_cast<int64_t>(strata) * strata;
         const int S = strata;
@@ -608,11 +616,13 @@ struct SvdWorkspace::Impl {
         item_rank.resize(static_cast<size_t>(n_items));
         for (int64_t i = 0; i < n_items; ++i)
             item_rank[static_cast<size_t>(i)] = static_cast<int32_t>(group_rank[static_cast<size_t>(i * groups / n_items)]);
-        // the cut table of plan_sorted has n_users x (groups + 1) entries: only when that is
-        // not much more than the ratings themselves
-        const bool cuts_fit = n_users * (groups + 1) <= 2 * n + 4096;
-        if (strata == 1 && cuts_fit && (sorted < 0 ? sorted_by_user_item(users, items, n) : sorted == 1)) {
-            if (!keep_cuts || cut_groups != groups) make_cuts(users, items, n, n_users, n_items, groups);
+        // the cut table of plan_sorted has n_users x (cells + 1) entries: only when that is not
+        // much more than the ratings themselves
+        make_cells(n_items, groups);
+        const int64_t cells = static_cast<int64_t>(cell_start.size()) - 1;
+        const bool cuts_fit = n_users * (cells + 1) <= 2 * n + 4096;
+        if (cuts_fit && (sorted < 0 ? sorted_by_user_item(users, items, n) : sorted == 1)) {
+            if (!keep_cuts || cut_cells != cell_start) make_cuts(users, items, n, n_users);
             plan_sorted(n, n_users, groups, group_rank, rng);
             return true;
         }
@@ -647,44 +657,84 @@ struct SvdWorkspace::Impl {
         return true;
     }
 
+    // The cells of `groups` item groups on the item strata (both ranges of consecutive items).
+    void make_cells(int64_t n_items, int64_t groups) {
+        const int S = strata;
+        cell_start.clear();
+        cell_of.assign(static_cast<size_t>(groups * S), -1);
+        for (int64_t i = 0; i < n_items;) {
+            const int64_t g = i * groups / n_items;
+            const int64_t group_end = ((g + 1) * n_items + groups - 1) / groups;  // the first item of group g + 1
+            const int32_t b = S == 1 ? 0 : item_stratum[static_cast<size_t>(i)];
+            int64_t e = i + 1;
+            while (e < group_end && (S == 1 || item_stratum[static_cast<size_t>(e)] == b)) ++e;
+            cell_of[static_cast<size_t>(g * S + b)] = static_cast<int64_t>(cell_start.size());
+            cell_start.push_back(i);
+            i = e;
+        }
+        cell_start.push_back(n_items);
+    }
+
     // For ratings sorted by user and then item (the rows of a CSR matrix with sorted indices, as
-    // the models pass them) a user's ratings in one item group are a contiguous range of
-    // positions: cuts[u * (groups + 1) + g] is the first position of user u's ratings in item
-    // group g, found by binary search.
-    void make_cuts(const int32_t* users, const int32_t* items, int64_t n, int64_t n_users, int64_t n_items,
-                   int64_t groups) {
-        cuts.resize(static_cast<size_t>(n_users * (groups + 1)));
+    // the models pass them) a user's ratings in one cell are a contiguous range of positions:
+    // cuts[u * (cells + 1) + c] is the first position of user u's ratings in cell c, found by
+    // binary search.
+    void make_cuts(const int32_t* users, const int32_t* items, int64_t n, int64_t n_users) {
+        const int64_t cells = static_cast<int64_t>(cell_start.size()) - 1;
+        cuts.resize(static_cast<size_t>(n_users * (cells + 1)));
         int64_t t = 0;
         for (int64_t u = 0; u < n_users; ++u) {
-            int64_t* cut = cuts.data() + u * (groups + 1);
+            int64_t* cut = cuts.data() + u * (cells + 1);
             const int64_t begin = t;
             t = std::upper_bound(users + t, users + n, static_cast<int32_t>(u)) - users;
             cut[0] = begin;
-            for (int64_t g = 1; g < groups; ++g) {
-                const int32_t first_item = static_cast<int32_t>((g * n_items + groups - 1) / groups);
-                cut[g] = std::lower_bound(items + cut[g - 1], items + t, first_item) - items;
+            for (int64_t c = 1; c < cells; ++c) {
+                const int32_t first_item = static_cast<int32_t>(cell_start[static_cast<size_t>(c)]);
+                cut[c] = std::lower_bound(items + cut[c - 1], items + t, first_item) - items;
             }
-            cut[groups] = t;
+            cut[cells] = t;
         }
-        cut_groups = groups;
+        cut_cells = cell_start;
     }
 
-    // The same order as the counting sorts give, from the cut table.
+    // The same order as the counting sorts give, from the cut table: block by block, the item
+    // groups in their random order, the block's users in their random order.
     void plan_sorted(int64_t n, int64_t n_users, int64_t groups, const std::vector<int64_t>& group_rank,
                      SplitMix64& rng) {
+        const int S = strata;
+        const int64_t n_blocks = static_cast<int64_t>(S) * S;
+        const int64_t cells = static_cast<int64_t>(cell_start.size()) - 1;
         std::vector<int64_t> group_of_rank(static_cast<size_t>(groups));
         for (int64_t g = 0; g < groups; ++g) group_of_rank[static_cast<size_t>(group_rank[static_cast<size_t>(g)])] = g;
+        stratum_users.resize(static_cast<size_t>(S));
+        for (auto& list : stratum_users) list.clear();
+        for (int64_t ur = 0; ur < n_users; ++ur) {
+            const int32_t u = user_perm[static_cast<size_t>(ur)];
+            stratum_users[static_cast<size_t>(S == 1 ? 0 : user_stratum[static_cast<size_t>(u)])].push_back(u);
+        }
         segments.clear();
-        for (int64_t r = 0; r < groups; ++r) {
-            const int64_t g = group_of_rank[static_cast<size_t>(r)];
-            for (int64_t ur = 0; ur < n_users; ++ur) {
-                const int64_t* cut = cuts.data() + static_cast<int64_t>(user_perm[static_cast<size_t>(ur)]) * (groups + 1);
-                if (cut[g + 1] > cut[g]) segments.emplace_back(cut[g], cut[g + 1]);
+        segment_block.assign(static_cast<size_t>(n_blocks + 1), 0);
+        int64_t pos = 0;
+        for (int64_t b = 0; b < n_blocks; ++b) {
+            segment_block[static_cast<size_t>(b)] = static_cast<int64_t>(segments.size());
+            offset[static_cast<size_t>(b)] = pos;
+            const int64_t a = b / S, item_stratum_of_block = b % S;
+            for (int64_t r = 0; r < groups; ++r) {
+                const int64_t c = cell_of[static_cast<size_t>(group_of_rank[static_cast<size_t>(r)] * S + item_stratum_of_block)];
+                if (c < 0) continue;
+                for (const int32_t u : stratum_users[static_cast<size_t>(a)]) {
+                    const int64_t* cut = cuts.data() + static_cast<int64_t>(u) * (cells + 1);
+                    if (cut[c + 1] > cut[c]) {
+                        segments.emplace_back(cut[c], cut[c + 1]);
+                        pos += cut[c + 1] - cut[c];
+                    }
+                }
             }
         }
+        segment_block[static_cast<size_t>(n_blocks)] = static_cast<int64_t>(segments.size());
+        offset[static_cast<size_t>(n_blocks)] = pos;
+        (void)n;
         run_rng = rng;
-        offset[0] = 0;
-        offset[1] = n;
     }
 
     // Writes make(x) for the positions x of `segments` into out, each segment shuffled.
@@ -776,9 +826,14 @@ EpochStats run_svd_epoch(SvdWorkspace::Impl& ws, const Factors<T>& m, const int3
     if (by_segments) {
         ws.emit_segments(data.data(), [&](int64_t x) { return Entry<T>{items[x], ratings[x]}; });
         int64_t pos = 0;
-        for (const auto& [begin, end] : ws.segments) {
-            ws.add_to_runs(users[begin], pos, end - begin);
-            pos += end - begin;
+        for (int64_t b = 0; b < n_blocks; ++b) {
+            const size_t first_run = ws.runs.size();
+            ws.run_offset[static_cast<size_t>(b)] = static_cast<int64_t>(first_run);
+            for (int64_t sg = ws.segment_block[static_cast<size_t>(b)]; sg < ws.segment_block[static_cast<size_t>(b + 1)]; ++sg) {
+                const auto& [begin, end] = ws.segments[static_cast<size_t>(sg)];
+                ws.add_to_runs(users[begin], pos, end - begin, first_run);
+                pos += end - begin;
+            }
         }
     } else {
         for (int64_t b = 0; b < n_blocks; ++b) {
