@@ -217,7 +217,7 @@ def test_svd_with_threads_is_deterministic_and_as_good_as_one_thread():
     test = rng.random(u.size) < 0.1
     train = Interactions.from_arrays(u[~test], i[~test], ratings=truth[u[~test], i[~test]],
                                     user_ids=np.arange(n_users), item_ids=np.arange(n_items))
-    assert train.nnz >= 4 * 65536  # 2 x 2 blocks of at least 65,536 ratings: the block path runs
+    assert train.nnz >= 4 * 16384  # 2 x 2 blocks of at least 16,384 ratings: the block path runs
 
     def fit(threads):
         return rf.SVD(factors=8, n_epochs=30, lr_all=0.01, random_state=0, n_threads=threads).fit(
@@ -294,7 +294,8 @@ def _grouped_order(users, items, n_users, n_items, k, itemsize, seed, blocks=Non
     """Item groups (ranges of consecutive items of about 256 KiB of padded rows) in a random
     order; in each, users in a random order; each user's ratings in the group in a random order.
     With blocks = (user strata, item strata, S): block by block (user stratum a, item stratum b
-    for block a S + b), each block in that order; returns the order and the blocks' offsets."""
+    for block a S + b), each block in that order, its runs shuffled from a stream of its own;
+    returns the order and the blocks' offsets."""
     rng = _SplitMix64(seed)
     user_perm = list(range(n_users))
     _fisher_yates(user_perm, rng.below)
@@ -304,9 +305,11 @@ def _grouped_order(users, items, n_users, n_items, k, itemsize, seed, blocks=Non
     _fisher_yates(group_rank, rng.below)
     group = np.asarray(items, dtype=np.int64) * groups // n_items
     su, si, S = blocks if blocks is not None else (np.zeros(n_users, int), np.zeros(n_items, int), 1)
-    draw = _Uniform16(rng)
+    # on several strata every block shuffles its runs from a stream of its own
+    streams = [rng] if S == 1 else [_SplitMix64(s) for s in [rng.next() for _ in range(S * S)]]
     order, offset = [], [0]
     for blk in range(S * S):
+        draw = _Uniform16(streams[0 if S == 1 else blk])
         in_block = si[items] == blk % S
         for g in sorted(range(groups), key=lambda g: group_rank[g]):
             for u in user_perm:

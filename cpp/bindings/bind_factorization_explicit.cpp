@@ -152,7 +152,7 @@ void bind_typed(py::module_& m) {
         py::arg("user_factors").noconvert(), py::arg("item_factors").noconvert(),
         py::arg("user_bias").noconvert() = py::none(), py::arg("item_bias").noconvert() = py::none(),
         py::arg("global_mean") = 0.0, py::arg("lr"), py::arg("reg"), py::arg("shuffle") = true,
-        py::arg("seed") = 0, py::arg("n_threads") = 1, py::arg("min_block") = 65536,
+        py::arg("seed") = 0, py::arg("n_threads") = 1, py::arg("min_block") = 16384,
         py::arg("workspace") = nullptr,
         "One SGD epoch of biased MF / PMF over rating triples (in the grouped shuffle order of svd_epoch_order when "
         "shuffle); returns (sse, n). A workspace keeps the epoch's buffers for the next epoch. The factor arrays may "
@@ -362,7 +362,7 @@ void bind_trainer_typed(py::class_<AnySvdTrainer>& c) {
     c.def("epoch", &trainer_epoch<T>, py::arg("user_factors").noconvert(), py::arg("item_factors").noconvert(),
           py::arg("user_bias").noconvert() = py::none(), py::arg("item_bias").noconvert() = py::none(),
           py::arg("global_mean") = 0.0, py::arg("lr"), py::arg("reg"), py::arg("shuffle") = true,
-          py::arg("seed") = 0, py::arg("n_threads") = 1, py::arg("min_block") = 65536,
+          py::arg("seed") = 0, py::arg("n_threads") = 1, py::arg("min_block") = 16384,
           "svd_epoch on the trainer's ratings (the same order and result for the same seed); returns (sse, n).");
 }
 
@@ -417,7 +417,7 @@ void bind_factorization_explicit(py::module_& m) {
         },
         py::arg("users").noconvert(), py::arg("items").noconvert(), py::arg("n_users"), py::arg("n_items"),
         py::arg("k"), py::arg("itemsize") = 4, py::arg("shuffle") = true, py::arg("seed") = 0,
-        py::arg("n_threads") = 1, py::arg("min_block") = 65536,
+        py::arg("n_threads") = 1, py::arg("min_block") = 16384,
         "The visiting order of svd_epoch: (order, block offsets), order[j] being the input position of the j-th step.");
 
     m.def("sgd_kernel_name", []() { return std::string(mf::sgd_kernel_name()); },

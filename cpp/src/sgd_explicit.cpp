@@ -542,6 +542,9 @@ struct SvdWorkspace::Impl {
     int strata_made = 0;  // the strata user_stratum and item_stratum were made for
     std::vector<std::pair<int64_t, int64_t>> segments;
     std::vector<int64_t> segment_block;  // block b is segments[segment_block[b] .. segment_block[b + 1])
+    // on several strata, the seed of each block's own stream of run shuffles (so that the
+    // blocks can be written in parallel)
+    std::vector<uint64_t> block_seed;
     std::vector<std::vector<int32_t>> stratum_users;
     SplitMix64 run_rng{0};
     std::vector<int32_t> user_perm, user_rank, item_rank, user_stratum, item_stratum;
@@ -613,6 +616,8 @@ struct SvdWorkspace::Impl {
         std::vector<int64_t> group_rank(static_cast<size_t>(groups));
         for (int64_t g = 0; g < groups; ++g) group_rank[static_cast<size_t>(g)] = g;
         fisher_yates(group_rank.data(), groups, rng);
+        block_seed.resize(S > 1 ? static_cast<size_t>(n_blocks) : 0);
+        for (auto& b : block_seed) b = rng.next();
         item_rank.resize(static_cast<size_t>(n_items));
         for (int64_t i = 0; i < n_items; ++i)
             item_rank[static_cast<size_t>(i)] = static_cast<int32_t>(group_rank[static_cast<size_t>(i * groups / n_items)]);
@@ -636,16 +641,22 @@ struct SvdWorkspace::Impl {
         auto key = [&](int64_t t) { return block_of(t) * groups + item_rank[static_cast<size_t>(items[t])]; };
         counting_sort(by_user.data(), n, n_blocks * groups, key, order);
         for (int64_t b = 0; b <= n_blocks; ++b) offset[static_cast<size_t>(b)] = start[static_cast<size_t>(b * groups)];
-        // 3. each user's ratings within a group in a random order
-        Uniform16 draw{rng};
+        // 3. each user's ratings within a group in a random order (block by block, each block
+        //    from its own stream on several strata)
         int64_t* o = order.data();
-        for (int64_t j = 0; j < n;) {
-            const int32_t u = users[o[j]];
-            const int64_t kj = key(o[j]);
-            int64_t e = j + 1;
-            while (e < n && users[o[e]] == u && key(o[e]) == kj) ++e;
-            if (e - j > 1) shuffle_run(o + j, e - j, draw, rng);
-            j = e;
+        for (int64_t b = 0; b < n_blocks; ++b) {
+            SplitMix64 block_rng{S > 1 ? block_seed[static_cast<size_t>(b)] : 0};
+            SplitMix64& r = S > 1 ? block_rng : rng;
+            Uniform16 draw{r};
+            const int64_t last = offset[static_cast<size_t>(b + 1)];
+            for (int64_t j = offset[static_cast<size_t>(b)]; j < last;) {
+                const int32_t u = users[o[j]];
+                const int64_t kj = key(o[j]);
+                int64_t e = j + 1;
+                while (e < last && users[o[e]] == u && key(o[e]) == kj) ++e;
+                if (e - j > 1) shuffle_run(o + j, e - j, draw, r);
+                j = e;
+            }
         }
         return false;
     }
@@ -740,10 +751,27 @@ struct SvdWorkspace::Impl {
     // Writes make(x) for the positions x of `segments` into out, each segment shuffled.
     template <class V, class Make>
     void emit_segments(V* out, Make make) const {
+        if (strata > 1) {
+            for (int64_t b = 0; b < static_cast<int64_t>(strata) * strata; ++b) emit_block(out, b, make);
+            return;
+        }
         SplitMix64 rng = run_rng;
         Uniform16 draw{rng};
         int64_t pos = 0;
         for (const auto& [begin, end] : segments) {
+            emit_shuffled_run(out + pos, begin, end, make, draw, rng);
+            pos += end - begin;
+        }
+    }
+
+    // The segments of block b (on several strata), from the block's own stream.
+    template <class V, class Make>
+    void emit_block(V* out, int64_t b, Make make) const {
+        SplitMix64 rng{block_seed[static_cast<size_t>(b)]};
+        Uniform16 draw{rng};
+        int64_t pos = offset[static_cast<size_t>(b)];
+        for (int64_t sg = segment_block[static_cast<size_t>(b)]; sg < segment_block[static_cast<size_t>(b + 1)]; ++sg) {
+            const auto& [begin, end] = segments[static_cast<size_t>(sg)];
             emit_shuffled_run(out + pos, begin, end, make, draw, rng);
             pos += end - begin;
         }
@@ -824,7 +852,12 @@ EpochStats run_svd_epoch(SvdWorkspace::Impl& ws, const Factors<T>& m, const int3
     const int64_t n_blocks = static_cast<int64_t>(strata) * strata;
     ws.run_offset.assign(static_cast<size_t>(n_blocks + 1), 0);
     if (by_segments) {
-        ws.emit_segments(data.data(), [&](int64_t x) { return Entry<T>{items[x], ratings[x]}; });
+        auto make = [&](int64_t x) { return Entry<T>{items[x], ratings[x]}; };
+        if (strata > 1) {
+            parallel_for(0, n_blocks, strata, [&](int64_t b, int) { ws.emit_block(data.data(), b, make); });
+        } else {
+            ws.emit_segments(data.data(), make);
+        }
         int64_t pos = 0;
         for (int64_t b = 0; b < n_blocks; ++b) {
             const size_t first_run = ws.runs.size();

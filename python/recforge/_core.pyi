@@ -212,7 +212,7 @@ class SvdTrainer:
         shuffle: bool = True,
         seed: int = 0,
         n_threads: int = 1,
-        min_block: int = 65536,
+        min_block: int = 16384,
     ) -> tuple[float, int]: ...
 
 class _FactorizationExplicit(ModuleType):
@@ -233,7 +233,7 @@ class _FactorizationExplicit(ModuleType):
         shuffle: bool = True,
         seed: int = 0,
         n_threads: int = 1,
-        min_block: int = 65536,
+        min_block: int = 16384,
         workspace: SvdWorkspace | None = None,
     ) -> tuple[float, int]: ...
     def svd_epoch_order(
@@ -247,7 +247,7 @@ class _FactorizationExplicit(ModuleType):
         shuffle: bool = True,
         seed: int = 0,
         n_threads: int = 1,
-        min_block: int = 65536,
+        min_block: int = 16384,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
     SvdWorkspace: type[SvdWorkspace]
     SvdTrainer: type[SvdTrainer]

@@ -433,7 +433,7 @@ class SVD(_ExplicitFactorModel):
     random_state : int, numpy Generator or None
         Seeds the initial factors and every epoch's shuffle.
     n_threads : int
-        Threads (0 = all cores). With more than one (and at least 65,536 ratings per block) the
+        Threads (0 = all cores). With more than one (and at least 16,384 ratings per block) the
         epoch runs in conflict-free blocks: users and items are split into ``n_threads`` groups
         and in each of ``n_threads`` rounds every thread updates a block of ratings whose users
         and items no other thread touches (DSGD / LIBMF). The model is deterministic for a

@@ -89,9 +89,9 @@ struct EpochStats {
 //
 // With n_threads > 1 (and enough ratings) users and items are split into n_threads strata of
 // consecutive indices with balanced rating counts and block (a, b) holds the ratings of user stratum a and item stratum b.
-// Fewer strata are used when a block would hold fewer than `min_block` ratings (on MovieLens
-// 100K, 20,000 ratings a block, the second thread made epochs slower; on a million ratings it
-// made them 1.5x faster).
+// Fewer strata are used when a block would hold fewer than `min_block` ratings (thread start-up
+// and the serial parts of an epoch outweigh a thread on smaller blocks: on MovieLens 100K,
+// 20,000 ratings a block, the second thread made epochs 1.2x faster, on 10,000 slower).
 struct EpochPlan {
     std::vector<int64_t> order;
     std::vector<int64_t> offset;
@@ -100,7 +100,7 @@ struct EpochPlan {
 
 EpochPlan svd_epoch_plan(const int32_t* users, const int32_t* items, int64_t n, int64_t n_users, int64_t n_items,
                          int k, size_t itemsize, bool shuffle, uint64_t seed, int n_threads,
-                         int64_t min_block = 65536);
+                         int64_t min_block = 16384);
 
 // Buffers of svd_sgd_epoch kept from one epoch to the next (the visiting order as (item,
 // rating) entries in runs of one user, the padded factor rows), so that a fit does not allocate
@@ -132,7 +132,7 @@ private:
 template <class T>
 EpochStats svd_sgd_epoch(const Factors<T>& m, const int32_t* users, const int32_t* items, const T* ratings, int64_t n,
                          const SgdRates<T>& rates, bool shuffle, uint64_t seed, int n_threads,
-                         int64_t min_block = 65536, SvdWorkspace* workspace = nullptr);
+                         int64_t min_block = 16384, SvdWorkspace* workspace = nullptr);
 
 // The row stride (in elements) that the float32 vector kernel works on in place: k rounded up
 // to a multiple of its vector, 8 floats for AVX2 and 16 for AVX-512 (k > 0).
@@ -147,7 +147,7 @@ public:
     SvdTrainer(const int32_t* users, const int32_t* items, const T* ratings, int64_t n, int64_t n_users,
                int64_t n_items);
     EpochStats epoch(const Factors<T>& m, const SgdRates<T>& rates, bool shuffle, uint64_t seed, int n_threads,
-                     int64_t min_block = 65536);
+                     int64_t min_block = 16384);
     int64_t size() const { return static_cast<int64_t>(users_.size()); }
 
 private:
