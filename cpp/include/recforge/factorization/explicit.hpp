@@ -39,7 +39,7 @@ struct Factors {
     T global_mean = 0;  // mu; 0 for unbiased models
     // Row strides of user_factors and item_factors in elements, 0 meaning k. Only the SVD / PMF
     // epoch (svd_sgd_epoch, SvdTrainer) takes others: rows of a wider array, such as the first k
-    // columns of rows padded to a multiple of 8 (svd_padded_stride), which it updates in place.
+    // columns of rows padded to whole vectors (svd_padded_stride), which it updates in place.
     int64_t user_stride = 0;
     int64_t item_stride = 0;
 
