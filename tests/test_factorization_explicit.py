@@ -183,10 +183,20 @@ def _balanced_strata(ids, n_rows, strata):
 
 
 @pytest.mark.parametrize("threads", [2, 3])
-def test_svd_epoch_in_conflict_free_blocks_matches_numpy(threads):
-    # enough ratings for blocks of >= 2,048 ratings (min_block) at this many threads
+@pytest.mark.parametrize("skewed", [False, True])
+def test_svd_epoch_in_conflict_free_blocks_matches_numpy(threads, skewed):
+    # enough ratings for blocks of >= 2,048 ratings (min_block) at this many threads; skewed:
+    # item 0 holds most ratings, so that an item stratum is empty
     R, rng = _random_ratings(n_users=260, n_items=190, density=0.45, seed=11)
-    assert R.nnz >= 2048 * threads * threads
+    min_block = 2048
+    if skewed:
+        dense = R.toarray()
+        dense[:, 1:] *= rng.random((260, 189)) < 0.002
+        dense[:, 0] = rng.integers(1, 6, 260)
+        R = sp.csr_matrix(dense)
+        min_block = 1
+        assert R.getcol(0).nnz > 0.6 * R.nnz
+    assert R.nnz >= min_block * threads * threads
     users = np.repeat(np.arange(R.shape[0], dtype=np.int32), np.diff(R.indptr))
     items, ratings = R.indices.astype(np.int32), R.data
     k, mu = 7, float(ratings.mean())
@@ -202,7 +212,7 @@ def test_svd_epoch_in_conflict_free_blocks_matches_numpy(threads):
             _svd_epoch_numpy(users[sel], items[sel], ratings[sel], P, Q, bu, bi, mu, True)
     Pc, Qc, buc, bic = P0.copy(), Q0.copy(), bu0.copy(), bi0.copy()
     sse, n = K.svd_epoch(users, items, ratings, Pc, Qc, buc, bic, mu, lr=LR, reg=REG, shuffle=False, seed=0,
-                         n_threads=threads, min_block=2048)
+                         n_threads=threads, min_block=min_block)
     assert n == R.nnz
     for got, want in ((Pc, P), (Qc, Q), (buc, bu), (bic, bi)):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
