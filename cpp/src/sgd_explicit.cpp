@@ -173,6 +173,9 @@ void svd_block_generic(const Factors<T>& m, const Entry<T>* data, const Run* run
     sse += local;
 }
 
+// k rounded up to whole vectors of `width` floats.
+int64_t padded_stride(int k, int width) { return (static_cast<int64_t>(k) + width - 1) / width * width; }
+
 // The scale b of an item's row under lazily applied decay (the row is b q~) and 1 / b.
 struct ItemScale {
     float b = 1.0f, inv = 1.0f;
@@ -187,7 +190,7 @@ struct ItemScale {
 class PaddedRows {
 public:
     PaddedRows(std::vector<float>& buf, float* src, int64_t src_stride, int64_t rows, int k, int width)
-        : rows_(rows), k_(k), stride_((k + width - 1) / width * width), src_(src), src_stride_(src_stride) {
+        : rows_(rows), k_(k), stride_(padded_stride(k, width)), src_(src), src_stride_(src_stride) {
         const uintptr_t align = static_cast<uintptr_t>(width) * sizeof(float);
         in_place_ = src_stride == stride_ && reinterpret_cast<uintptr_t>(src) % align == 0;
         for (int64_t r = 0; in_place_ && r < rows; ++r) {
@@ -391,6 +394,7 @@ const char* isa_name(Isa isa) {
 
 // Floats per vector of the float32 kernel: factor rows are padded to a multiple of this.
 int vector_width(Isa isa) { return isa == Isa::avx512 ? 16 : 8; }
+
 
 struct Accumulator {
     double sse = 0.0;
@@ -628,7 +632,7 @@ struct SvdWorkspace::Impl {
         const bool cuts_fit = n_users * (cells + 1) <= 2 * n + 4096;
         if (cuts_fit && (sorted < 0 ? sorted_by_user_item(users, items, n) : sorted == 1)) {
             if (!keep_cuts || cut_cells != cell_start) make_cuts(users, items, n, n_users);
-            plan_sorted(n, n_users, groups, group_rank, rng);
+            plan_sorted(n_users, groups, group_rank, rng);
             return true;
         }
         // 1. by user rank; 2. stably by (block, item group rank): in each group the users keep
@@ -710,8 +714,7 @@ struct SvdWorkspace::Impl {
 
     // The same order as the counting sorts give, from the cut table: block by block, the item
     // groups in their random order, the block's users in their random order.
-    void plan_sorted(int64_t n, int64_t n_users, int64_t groups, const std::vector<int64_t>& group_rank,
-                     SplitMix64& rng) {
+    void plan_sorted(int64_t n_users, int64_t groups, const std::vector<int64_t>& group_rank, SplitMix64& rng) {
         const int S = strata;
         const int64_t n_blocks = static_cast<int64_t>(S) * S;
         const int64_t cells = static_cast<int64_t>(cell_start.size()) - 1;
@@ -744,30 +747,19 @@ struct SvdWorkspace::Impl {
         }
         segment_block[static_cast<size_t>(n_blocks)] = static_cast<int64_t>(segments.size());
         offset[static_cast<size_t>(n_blocks)] = pos;
-        (void)n;
         run_rng = rng;
     }
 
     // Writes make(x) for the positions x of `segments` into out, each segment shuffled.
     template <class V, class Make>
     void emit_segments(V* out, Make make) const {
-        if (strata > 1) {
-            for (int64_t b = 0; b < static_cast<int64_t>(strata) * strata; ++b) emit_block(out, b, make);
-            return;
-        }
-        SplitMix64 rng = run_rng;
-        Uniform16 draw{rng};
-        int64_t pos = 0;
-        for (const auto& [begin, end] : segments) {
-            emit_shuffled_run(out + pos, begin, end, make, draw, rng);
-            pos += end - begin;
-        }
+        for (int64_t b = 0; b < static_cast<int64_t>(strata) * strata; ++b) emit_block(out, b, make);
     }
 
-    // The segments of block b (on several strata), from the block's own stream.
+    // The segments of block b, from the block's own stream on several strata (from run_rng on one).
     template <class V, class Make>
     void emit_block(V* out, int64_t b, Make make) const {
-        SplitMix64 rng{block_seed[static_cast<size_t>(b)]};
+        SplitMix64 rng = strata > 1 ? SplitMix64{block_seed[static_cast<size_t>(b)]} : run_rng;
         Uniform16 draw{rng};
         int64_t pos = offset[static_cast<size_t>(b)];
         for (int64_t sg = segment_block[static_cast<size_t>(b)]; sg < segment_block[static_cast<size_t>(b + 1)]; ++sg) {
@@ -853,11 +845,7 @@ EpochStats run_svd_epoch(SvdWorkspace::Impl& ws, const Factors<T>& m, const int3
     ws.run_offset.assign(static_cast<size_t>(n_blocks + 1), 0);
     if (by_segments) {
         auto make = [&](int64_t x) { return Entry<T>{items[x], ratings[x]}; };
-        if (strata > 1) {
-            parallel_for(0, n_blocks, strata, [&](int64_t b, int) { ws.emit_block(data.data(), b, make); });
-        } else {
-            ws.emit_segments(data.data(), make);
-        }
+        parallel_for(0, n_blocks, strata, [&](int64_t b, int) { ws.emit_block(data.data(), b, make); });
         int64_t pos = 0;
         for (int64_t b = 0; b < n_blocks; ++b) {
             const size_t first_run = ws.runs.size();
@@ -1148,8 +1136,7 @@ const char* sgd_kernel_name() { return isa_name(choose_isa()); }
 
 int64_t svd_padded_stride(int k) {
     if (k <= 0) throw std::invalid_argument("k must be positive");
-    const int64_t width = vector_width(choose_isa());
-    return (static_cast<int64_t>(k) + width - 1) / width * width;
+    return padded_stride(k, vector_width(choose_isa()));
 }
 
 #define RECFORGE_INSTANTIATE(T)                                                                                     \
