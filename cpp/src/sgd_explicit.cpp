@@ -522,18 +522,45 @@ void shuffle_run(V* x, int64_t n, Uniform16& draw, SplitMix64& rng) {
 }
 
 // The same permutation written while the run is copied (the "inside-out" form): element t goes
-// to a uniform j in [0, t] and the element there moves to t.
+// to a uniform j in [0, t] and the element there moves to t; make.put(dst, x) writes the value of
+// input position x. Values are copied whole (memcpy): most loads here read a value written a few
+// steps before, which the store cannot forward to a wider load if it was written in parts.
 template <class V, class Make>
-void emit_shuffled_run(V* out, int64_t begin, int64_t end, Make make, Uniform16& draw, SplitMix64& rng) {
+void emit_shuffled_run(V* out, int64_t begin, int64_t end, const Make& make, Uniform16& draw, SplitMix64& rng) {
     const int64_t n = end - begin;
-    out[0] = make(begin);
+    make.put(out, begin);
     for (int64_t t = 1; t < n; ++t) {
         const int64_t j = n > 65536 ? static_cast<int64_t>(rng.below(static_cast<uint64_t>(t + 1)))
                                     : static_cast<int64_t>(draw.below(static_cast<uint32_t>(t + 1)));
-        out[t] = out[j];
-        out[j] = make(begin + t);
+        std::memcpy(out + t, out + j, sizeof(V));
+        make.put(out + j, begin + t);
     }
 }
+
+// A user's ratings in one cell of the visiting order: input positions [begin, end).
+struct Segment {
+    int64_t begin, end;
+    int32_t u;
+};
+
+// What emit_block writes for input position x: the position itself (svd_epoch_plan) ...
+struct Positions {
+    void put(int64_t* dst, int64_t x) const { *dst = x; }
+    void prefetch(const Segment&) const {}
+};
+
+// ... or the entry at x of the ratings' entries in input order (an epoch's), fetched two segments
+// ahead: the segments lie at random places in the input.
+template <class T>
+struct EntriesAt {
+    const Entry<T>* src;
+    void put(Entry<T>* dst, int64_t x) const { std::memcpy(dst, src + x, sizeof(Entry<T>)); }
+    void prefetch(const Segment& s) const {  // up to 8 cache lines
+        const char* first = reinterpret_cast<const char*>(src + s.begin);
+        const char* end = reinterpret_cast<const char*>(src + s.end);
+        for (int line = 0; line < 8 && first + 64 * line < end; ++line) __builtin_prefetch(first + 64 * line);
+    }
+};
 
 }  // namespace
 
@@ -544,7 +571,7 @@ struct SvdWorkspace::Impl {
     // the cell of group g in item stratum b (-1: none); cut_cells, the cells `cuts` was made for
     std::vector<int64_t> cell_start, cell_of, cut_cells;
     int strata_made = 0;  // the strata user_stratum and item_stratum were made for
-    std::vector<std::pair<int64_t, int64_t>> segments;
+    std::vector<Segment> segments;
     std::vector<int64_t> segment_block;  // block b is segments[segment_block[b] .. segment_block[b + 1])
     // on several strata, the seed of each block's own stream of run shuffles (so that the
     // blocks can be written in parallel)
@@ -552,8 +579,9 @@ struct SvdWorkspace::Impl {
     std::vector<std::vector<int32_t>> stratum_users;
     SplitMix64 run_rng{0};
     std::vector<int32_t> user_perm, user_rank, item_rank, user_stratum, item_stratum;
-    std::vector<Entry<float>> data32;
-    std::vector<Entry<double>> data64;
+    std::vector<Entry<float>> data32, src32;
+    std::vector<Entry<double>> data64, src64;
+    bool src_made = false;  // src32 / src64 hold the entries of the triples in input order
     std::vector<Run> runs;
     std::vector<int64_t> run_offset;  // block b is runs[run_offset[b] .. run_offset[b + 1])
     std::vector<float> padded_users, padded_items;
@@ -564,6 +592,11 @@ struct SvdWorkspace::Impl {
     std::vector<Entry<T>>& data() {
         if constexpr (std::is_same_v<T, float>) return data32;
         else return data64;
+    }
+    template <class T>
+    std::vector<Entry<T>>& src() {
+        if constexpr (std::is_same_v<T, float>) return src32;
+        else return src64;
     }
 
     // Appends entry position `pos` of user u to the runs (a new run unless it continues the last
@@ -739,7 +772,7 @@ struct SvdWorkspace::Impl {
                 for (const int32_t u : stratum_users[static_cast<size_t>(a)]) {
                     const int64_t* cut = cuts.data() + static_cast<int64_t>(u) * (cells + 1);
                     if (cut[c + 1] > cut[c]) {
-                        segments.emplace_back(cut[c], cut[c + 1]);
+                        segments.push_back(Segment{cut[c], cut[c + 1], u});
                         pos += cut[c + 1] - cut[c];
                     }
                 }
@@ -750,22 +783,25 @@ struct SvdWorkspace::Impl {
         run_rng = rng;
     }
 
-    // Writes make(x) for the positions x of `segments` into out, each segment shuffled.
+    // Writes make(x) for the positions x of `segments` into out, each segment shuffled
+    // (make: Positions or EntriesAt).
     template <class V, class Make>
-    void emit_segments(V* out, Make make) const {
+    void emit_segments(V* out, const Make& make) const {
         for (int64_t b = 0; b < static_cast<int64_t>(strata) * strata; ++b) emit_block(out, b, make);
     }
 
     // The segments of block b, from the block's own stream on several strata (from run_rng on one).
     template <class V, class Make>
-    void emit_block(V* out, int64_t b, Make make) const {
+    void emit_block(V* out, int64_t b, const Make& make) const {
         SplitMix64 rng = strata > 1 ? SplitMix64{block_seed[static_cast<size_t>(b)]} : run_rng;
         Uniform16 draw{rng};
         int64_t pos = offset[static_cast<size_t>(b)];
-        for (int64_t sg = segment_block[static_cast<size_t>(b)]; sg < segment_block[static_cast<size_t>(b + 1)]; ++sg) {
-            const auto& [begin, end] = segments[static_cast<size_t>(sg)];
-            emit_shuffled_run(out + pos, begin, end, make, draw, rng);
-            pos += end - begin;
+        const int64_t last = segment_block[static_cast<size_t>(b + 1)];
+        for (int64_t sg = segment_block[static_cast<size_t>(b)]; sg < last; ++sg) {
+            const Segment& s = segments[static_cast<size_t>(sg)];
+            if (sg + 2 < last) make.prefetch(segments[static_cast<size_t>(sg + 2)]);
+            emit_shuffled_run(out + pos, s.begin, s.end, make, draw, rng);
+            pos += s.end - s.begin;
         }
     }
 
@@ -792,7 +828,7 @@ EpochPlan svd_epoch_plan(const int32_t* users, const int32_t* items, int64_t n, 
     SvdWorkspace ws;
     if (ws.impl().plan(users, items, n, n_users, n_items, k, itemsize, shuffle, seed, n_threads, min_block)) {
         ws.impl().order.resize(static_cast<size_t>(n));
-        ws.impl().emit_segments(ws.impl().order.data(), [](int64_t x) { return x; });
+        ws.impl().emit_segments(ws.impl().order.data(), Positions{});
     }
     EpochPlan plan;
     plan.order = std::move(ws.impl().order);
@@ -844,16 +880,24 @@ EpochStats run_svd_epoch(SvdWorkspace::Impl& ws, const Factors<T>& m, const int3
     const int64_t n_blocks = static_cast<int64_t>(strata) * strata;
     ws.run_offset.assign(static_cast<size_t>(n_blocks + 1), 0);
     if (by_segments) {
-        auto make = [&](int64_t x) { return Entry<T>{items[x], ratings[x]}; };
+        // the entries in input order, once for the epochs of a trainer (one sequential pass;
+        // the segments then read one array at random places instead of two)
+        std::vector<Entry<T>>& src = ws.src<T>();
+        if (!keep_cuts || !ws.src_made) {
+            src.resize(static_cast<size_t>(n));
+            for (int64_t t = 0; t < n; ++t) src[static_cast<size_t>(t)] = Entry<T>{items[t], ratings[t]};
+            ws.src_made = keep_cuts;
+        }
+        const EntriesAt<T> make{src.data()};
         parallel_for(0, n_blocks, strata, [&](int64_t b, int) { ws.emit_block(data.data(), b, make); });
         int64_t pos = 0;
         for (int64_t b = 0; b < n_blocks; ++b) {
             const size_t first_run = ws.runs.size();
             ws.run_offset[static_cast<size_t>(b)] = static_cast<int64_t>(first_run);
             for (int64_t sg = ws.segment_block[static_cast<size_t>(b)]; sg < ws.segment_block[static_cast<size_t>(b + 1)]; ++sg) {
-                const auto& [begin, end] = ws.segments[static_cast<size_t>(sg)];
-                ws.add_to_runs(users[begin], pos, end - begin, first_run);
-                pos += end - begin;
+                const Segment& s = ws.segments[static_cast<size_t>(sg)];
+                ws.add_to_runs(s.u, pos, s.end - s.begin, first_run);
+                pos += s.end - s.begin;
             }
         }
     } else {
