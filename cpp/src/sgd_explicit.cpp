@@ -549,8 +549,8 @@ struct Positions {
     void prefetch(const Segment&) const {}
 };
 
-// ... or the entry at x of the ratings' entries in input order (an epoch's), fetched two segments
-// ahead: the segments lie at random places in the input.
+// ... or the entry (item, rating) of the triple at x, from the triples' entries in input order;
+// prefetch fetches a segment's entries (two segments ahead: they lie at random places).
 template <class T>
 struct EntriesAt {
     const Entry<T>* src;
@@ -783,8 +783,8 @@ struct SvdWorkspace::Impl {
         run_rng = rng;
     }
 
-    // Writes make(x) for the positions x of `segments` into out, each segment shuffled
-    // (make: Positions or EntriesAt).
+    // Writes the values (make.put: Positions or EntriesAt) of the positions of `segments` into
+    // out, each segment shuffled.
     template <class V, class Make>
     void emit_segments(V* out, const Make& make) const {
         for (int64_t b = 0; b < static_cast<int64_t>(strata) * strata; ++b) emit_block(out, b, make);
