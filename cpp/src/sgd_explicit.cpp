@@ -579,9 +579,15 @@ struct SvdWorkspace::Impl {
     std::vector<std::vector<int32_t>> stratum_users;
     SplitMix64 run_rng{0};
     std::vector<int32_t> user_perm, user_rank, item_rank, user_stratum, item_stratum;
-    std::vector<Entry<float>> data32, src32;
-    std::vector<Entry<double>> data64, src64;
-    bool src_made = false;  // src32 / src64 hold the entries of the triples in input order
+    // per dtype: an epoch's entries in visiting order (data) and the triples' entries in input
+    // order (src, which the order is copied from)
+    template <class T>
+    struct Entries {
+        std::vector<Entry<T>> data, src;
+    };
+    Entries<float> entries32;
+    Entries<double> entries64;
+    bool src_made = false;  // src holds the entries of the triples (of a trainer's epochs)
     std::vector<Run> runs;
     std::vector<int64_t> run_offset;  // block b is runs[run_offset[b] .. run_offset[b + 1])
     std::vector<float> padded_users, padded_items;
@@ -589,14 +595,9 @@ struct SvdWorkspace::Impl {
     int strata = 1;
 
     template <class T>
-    std::vector<Entry<T>>& data() {
-        if constexpr (std::is_same_v<T, float>) return data32;
-        else return data64;
-    }
-    template <class T>
-    std::vector<Entry<T>>& src() {
-        if constexpr (std::is_same_v<T, float>) return src32;
-        else return src64;
+    Entries<T>& entries() {
+        if constexpr (std::is_same_v<T, float>) return entries32;
+        else return entries64;
     }
 
     // Appends entry position `pos` of user u to the runs (a new run unless it continues the last
@@ -874,7 +875,7 @@ EpochStats run_svd_epoch(SvdWorkspace::Impl& ws, const Factors<T>& m, const int3
                                      min_block, sorted, keep_cuts);
     const int strata = ws.strata;
     // the entries in visiting order, and their runs block by block (a run never spans two blocks)
-    std::vector<Entry<T>>& data = ws.data<T>();
+    std::vector<Entry<T>>& data = ws.entries<T>().data;
     data.resize(static_cast<size_t>(n));
     ws.runs.clear();
     const int64_t n_blocks = static_cast<int64_t>(strata) * strata;
@@ -882,7 +883,7 @@ EpochStats run_svd_epoch(SvdWorkspace::Impl& ws, const Factors<T>& m, const int3
     if (by_segments) {
         // the entries in input order, once for the epochs of a trainer (one sequential pass;
         // the segments then read one array at random places instead of two)
-        std::vector<Entry<T>>& src = ws.src<T>();
+        std::vector<Entry<T>>& src = ws.entries<T>().src;
         if (!keep_cuts || !ws.src_made) {
             src.resize(static_cast<size_t>(n));
             for (int64_t t = 0; t < n; ++t) src[static_cast<size_t>(t)] = Entry<T>{items[t], ratings[t]};
