@@ -99,6 +99,55 @@ def test_constructors_agree() -> None:
     assert np.allclose(a.matrix.toarray(), dense)
 
 
+def _csr_by_hand(data, indices, indptr, shape) -> sp.csr_matrix:
+    """A CSR matrix from raw arrays, with scipy's own format flags left unset."""
+    return sp.csr_matrix((np.asarray(data, float), np.asarray(indices), np.asarray(indptr)), shape=shape)
+
+
+@pytest.mark.parametrize(
+    "indices, indptr",
+    [
+        ([0, 2, 1, 3, 0], [0, 2, 4, 5]),  # sorted rows, no duplicates: the canonical fast path
+        ([2, 0, 3, 1, 0], [0, 2, 4, 5]),  # unsorted rows
+        ([1, 1, 0, 3, 3], [0, 2, 4, 5]),  # duplicate entries in rows 0 and 1
+        ([0, 2, 1, 3, 0], [0, 2, 2, 5]),  # an empty row, a row boundary between 1 and 3
+        ([3, 0, 1, 2, 3], [0, 1, 1, 5]),  # a row ending in the last column before a row of 0
+    ],
+)
+def test_from_scipy_csr_matches_coordinate_oracle(indices, indptr) -> None:
+    """CSR input, canonical or not, gives the matrix that summing the coordinates gives."""
+    values = [1.5, 2.0, -1.0, 4.0, 0.0]
+    m = _csr_by_hand(values, indices, indptr, (3, 4))
+    rows = np.repeat(np.arange(3), np.diff(indptr))
+    dense = np.zeros((3, 4))
+    np.add.at(dense, (rows, np.asarray(indices)), values)
+    got = Interactions.from_scipy(m).matrix
+    assert got.has_canonical_format and got.dtype == np.float32
+    for r in range(3):
+        assert np.all(np.diff(got.indices[got.indptr[r] : got.indptr[r + 1]]) > 0)
+    assert np.array_equal(got.toarray(), dense.astype(np.float32))
+    coo = Interactions.from_scipy(m.tocoo()).matrix
+    assert np.array_equal(got.indptr, coo.indptr) and np.array_equal(got.indices, coo.indices)
+    assert np.array_equal(got.data, coo.data)
+
+
+def test_from_scipy_csr_does_not_share_the_callers_arrays() -> None:
+    m = sp.random(20, 15, density=0.3, format="csr", random_state=3, dtype=np.float32)
+    data = Interactions.from_scipy(m)
+    before = data.matrix.toarray()
+    m.data[:] = 7.0
+    m.indices[:] = 0
+    assert np.array_equal(data.matrix.toarray(), before)
+
+
+def test_from_scipy_csr_checks_values_and_aggregate() -> None:
+    m = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, np.nan]]))
+    with pytest.raises(ValueError, match="NaN"):
+        Interactions.from_scipy(m)
+    with pytest.raises(ValueError, match="aggregate"):
+        Interactions.from_scipy(sp.eye(3, format="csr"), aggregate="mean")
+
+
 def test_matrix_is_canonical_float32() -> None:
     a = Interactions.from_pandas(random_frame(1), weight_col="w")
     m = a.matrix

@@ -564,6 +564,22 @@ class Interactions:
                 f"matrix has shape {matrix.shape} but {len(user_ids):,} user_ids and "
                 f"{len(item_ids):,} item_ids were given"
             )
+        _check_aggregate(aggregate)
+        if matrix.format == "csr" and _is_canonical_csr(matrix):
+            # already one sorted entry per (row, column): no sort and no merge to do; the
+            # arrays are copied so that the Interactions does not share the caller's
+            weights = _coerce_weights(matrix.data, "matrix data", matrix.nnz)
+            if matrix.nnz == 0:
+                raise ValueError("no interactions: the input is empty")
+            return cls._new(
+                _csr(weights.astype(np.float32), matrix.indices.copy(), matrix.indptr.copy(), (n_rows, n_cols)),
+                user_ids,
+                item_ids,
+                None,
+                None,
+                _prepare_features(user_features, user_ids, "user"),
+                _prepare_features(item_features, item_ids, "item"),
+            )
         coo = matrix.tocoo(copy=False)
         return cls._build_indexed(
             np.asarray(coo.row, dtype=np.int64),
@@ -1068,6 +1084,24 @@ def _factorize(values: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
     else:
         uniques = uniques.astype(values.dtype, copy=False)
     return codes.astype(np.int64, copy=False), uniques
+
+
+def _is_canonical_csr(matrix: Any) -> bool:
+    """Whether a CSR matrix holds each row's columns strictly increasing (sorted, no duplicate
+    entries) with a consistent index structure; checked on the arrays, not scipy's cached flags."""
+    n_rows, n_cols = matrix.shape
+    indptr, indices = np.asarray(matrix.indptr), np.asarray(matrix.indices)
+    nnz = len(indices)
+    if len(indptr) != n_rows + 1 or indptr[0] != 0 or indptr[-1] != nnz or len(matrix.data) != nnz:
+        return False
+    if nnz == 0:
+        return True
+    if (np.diff(indptr) < 0).any() or indices.min() < 0 or indices.max() >= n_cols:
+        return False
+    increasing = np.diff(indices) > 0
+    starts = indptr[1:-1]
+    increasing[starts[(starts > 0) & (starts < nnz)] - 1] = True  # a row's first entry follows another row
+    return bool(increasing.all())
 
 
 def _csr(
