@@ -288,8 +288,18 @@ struct EpochRows {
     ItemScale* item_scale;
     const Entry<float>* data;
     const Run* runs;
-    int64_t n_entries;  // of the whole epoch
+    // the most ratings of one user and of one item in the epoch: bounds on the steps of a
+    // user's run and of an item's row
+    int64_t max_user_steps, max_item_steps;
 };
+
+// A scale falls below 2^-20 (when it is folded into its row) only after about
+// log(2^-20) / log(decay) steps of its row; half of that here, a margin for the rounding of the
+// running products.
+inline int64_t scale_fold_steps(float decay) {
+    return decay >= 1.0f ? INT64_MAX
+                         : static_cast<int64_t>(0.5 * std::log(1.0 / 1048576.0) / std::log(static_cast<double>(decay)));
+}
 
 // A kernel: the runs [run_begin, run_end) of the epoch; adds the squared errors to sse.
 using SvdRuns = void (*)(const EpochRows& e, int64_t run_begin, int64_t run_end, double& sse);
@@ -588,6 +598,11 @@ struct SvdWorkspace::Impl {
     Entries<float> entries32;
     Entries<double> entries64;
     bool src_made = false;  // src holds the entries of the triples (of a trainer's epochs)
+    // the most ratings of one user and of one item among the triples (of a trainer's epochs
+    // when most_made)
+    std::vector<int64_t> id_count;
+    int64_t most_user_ratings = 0, most_item_ratings = 0;
+    bool most_made = false;
     std::vector<Run> runs;
     std::vector<int64_t> run_offset;  // block b is runs[run_offset[b] .. run_offset[b + 1])
     std::vector<float> padded_users, padded_items;
@@ -865,6 +880,15 @@ bool check_triples(const int32_t* users, const int32_t* items, int64_t n, int64_
     return unsorted == 0;
 }
 
+// The most ratings of one user (or item) among n checked triples, ids in [0, n_ids) (count: a
+// buffer).
+int64_t most_ratings_of_one(const int32_t* ids, int64_t n, int64_t n_ids, std::vector<int64_t>& count) {
+    count.assign(static_cast<size_t>(n_ids), 0);
+    int64_t most = 0;
+    for (int64_t t = 0; t < n; ++t) most = std::max(most, ++count[static_cast<size_t>(ids[t])]);
+    return most;
+}
+
 // The epoch of svd_sgd_epoch on checked triples. `keep_cuts`: the triples are the same as in the
 // workspace's previous epochs (an SvdTrainer's), so its cut table still holds.
 template <class T>
@@ -935,10 +959,15 @@ EpochStats run_svd_epoch(SvdWorkspace::Impl& ws, const Factors<T>& m, const int3
                                               width);
             const bool scaled = lazy_decay_applies(rates);
             ws.item_scale.assign(scaled ? static_cast<size_t>(m.n_items) : 0, ItemScale{});
+            if (scaled && (!keep_cuts || !ws.most_made)) {  // once for the epochs of a trainer
+                ws.most_user_ratings = most_ratings_of_one(users, n, m.n_users, ws.id_count);
+                ws.most_item_ratings = most_ratings_of_one(items, n, m.n_items, ws.id_count);
+                ws.most_made = keep_cuts;
+            }
             const int nv = static_cast<int>(pu->stride() / width);
             const SvdRuns runs = isa == Isa::avx512 ? avx512::runs_for(nv, scaled) : avx2::runs_for(nv, scaled);
             const EpochRows rows{&m, &rates, pu->data(), qi->data(), pu->stride(), ws.item_scale.data(), data.data(),
-                                 ws.runs.data(), n};
+                                 ws.runs.data(), scaled ? ws.most_user_ratings : n, scaled ? ws.most_item_ratings : n};
             run_block = [&, runs, rows](int64_t run_begin, int64_t run_end, int w) {
                 runs(rows, run_begin, run_end, acc[static_cast<size_t>(w)].sse);
             };
