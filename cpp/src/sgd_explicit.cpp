@@ -138,6 +138,66 @@ struct Run {
     int64_t begin, end;  // entries [begin, end)
 };
 
+// The runs of a block are visited kLanes at a time, interleaved. Each lane holds one run (or
+// none); in every round each lane holding a run takes one step of it (its next rating), lanes in
+// order; then the lanes whose run is done let it go, and the empty lanes take the next runs in
+// lane order, the first kLanes runs to begin with. A run whose user another lane holds waits (and
+// the runs after it with it) until that lane lets its run go, so the lanes' users always differ:
+// the steps of a round form independent chains of arithmetic, which the CPU overlaps, and every
+// user's row is read as its previous step left it, as in any sequential order (an item shared
+// by two lanes is read from memory as the previous step left it). for_each_lane_step calls
+// step(u, t) for the entries t in that order; the vector kernels follow the same schedule
+// (LaneSchedule) with the lanes' rows in registers.
+constexpr int kLanes = 3;
+
+struct LaneSchedule {
+    const Run* runs;
+    int64_t next, end;  // the next run to take; the block's runs end here
+    int64_t t[kLanes] = {}, stop[kLanes] = {};  // lane l's next entry and its run's end
+    int32_t u[kLanes] = {};
+    bool live[kLanes] = {};
+
+    LaneSchedule(const Run* r, int64_t run_begin, int64_t run_end) : runs(r), next(run_begin), end(run_end) {}
+    bool any() const {
+        bool out = false;
+        for (int l = 0; l < kLanes; ++l) out = out || live[l];
+        return out;
+    }
+    bool done(int l) const { return live[l] && t[l] == stop[l]; }
+    // the empty lanes take the next runs (lane order) while the next run's user is free; returns
+    // the lanes that took one (bit l for lane l)
+    unsigned refill() {
+        unsigned taken = 0;
+        for (int l = 0; l < kLanes; ++l) {
+            if (live[l] || next >= end) continue;
+            const Run& r = runs[next];
+            bool held = false;
+            for (int o = 0; o < kLanes; ++o) held = held || (live[o] && u[o] == r.u);
+            if (held) break;
+            u[l] = r.u;
+            t[l] = r.begin;
+            stop[l] = r.end;
+            live[l] = true;
+            ++next;
+            taken |= 1u << l;
+        }
+        return taken;
+    }
+};
+
+template <class Step>
+void for_each_lane_step(const Run* runs, int64_t run_begin, int64_t run_end, Step&& step) {
+    LaneSchedule s(runs, run_begin, run_end);
+    s.refill();
+    while (s.any()) {
+        for (int l = 0; l < kLanes; ++l)
+            if (s.live[l]) step(s.u[l], s.t[l]++);
+        for (int l = 0; l < kLanes; ++l)
+            if (s.done(l)) s.live[l] = false;
+        s.refill();
+    }
+}
+
 template <class T>
 void svd_block_generic(const Factors<T>& m, const Entry<T>* data, const Run* runs, int64_t run_begin,
                        int64_t run_end, const SgdRates<T>& rates, T* scratch, double& sse) {
@@ -148,28 +208,25 @@ void svd_block_generic(const Factors<T>& m, const Entry<T>* data, const Run* run
     T* gq = scratch + k;
     T dummy_u = 0, dummy_i = 0;
     double local = 0.0;
-    for (int64_t run = run_begin; run < run_end; ++run) {
-        const int64_t u = runs[run].u;
+    for_each_lane_step(runs, run_begin, run_end, [&](int64_t u, int64_t t) {
         T* p = m.user_factors + u * us;
         T& bu = biased ? m.user_bias[u] : dummy_u;
-        for (int64_t t = runs[run].begin; t < runs[run].end; ++t) {
-            const int64_t i = data[t].i;
-            T* q = m.item_factors + i * is;
-            T& bi = biased ? m.item_bias[i] : dummy_i;
-            T gbu, gbi;
-            const T err = svd_gradient<T>(p, q, nullptr, bu, bi, m.global_mean, data[t].r, k, biased, rates, gp, gq,
-                                          &gbu, &gbi);
-            local += static_cast<double>(err) * static_cast<double>(err);
-            if (biased) {
-                bu -= rates.lr_bu * gbu;
-                bi -= rates.lr_bi * gbi;
-            }
-            for (int f = 0; f < k; ++f) {
-                p[f] -= rates.lr_pu * gp[f];
-                q[f] -= rates.lr_qi * gq[f];
-            }
+        const int64_t i = data[t].i;
+        T* q = m.item_factors + i * is;
+        T& bi = biased ? m.item_bias[i] : dummy_i;
+        T gbu, gbi;
+        const T err = svd_gradient<T>(p, q, nullptr, bu, bi, m.global_mean, data[t].r, k, biased, rates, gp, gq,
+                                      &gbu, &gbi);
+        local += static_cast<double>(err) * static_cast<double>(err);
+        if (biased) {
+            bu -= rates.lr_bu * gbu;
+            bi -= rates.lr_bi * gbi;
         }
-    }
+        for (int f = 0; f < k; ++f) {
+            p[f] -= rates.lr_pu * gp[f];
+            q[f] -= rates.lr_qi * gq[f];
+        }
+    });
     sse += local;
 }
 
@@ -847,9 +904,23 @@ EpochPlan svd_epoch_plan(const int32_t* users, const int32_t* items, int64_t n, 
         ws.impl().emit_segments(ws.impl().order.data(), Positions{});
     }
     EpochPlan plan;
-    plan.order = std::move(ws.impl().order);
     plan.offset = std::move(ws.impl().offset);
     plan.strata = ws.impl().strata;
+    // the runs of each block (stretches of one user) visited as the kernels do, kLanes at a time
+    const std::vector<int64_t>& order = ws.impl().order;
+    plan.order.resize(order.size());
+    std::vector<Run> runs;
+    for (size_t b = 0; b + 1 < plan.offset.size(); ++b) {
+        runs.clear();
+        for (int64_t j = plan.offset[b]; j < plan.offset[b + 1]; ++j) {
+            const int32_t u = users[order[static_cast<size_t>(j)]];
+            if (!runs.empty() && runs.back().u == u) ++runs.back().end;
+            else runs.push_back(Run{u, j, j + 1});
+        }
+        int64_t pos = plan.offset[b];
+        for_each_lane_step(runs.data(), 0, static_cast<int64_t>(runs.size()),
+                           [&](int64_t, int64_t t) { plan.order[static_cast<size_t>(pos++)] = order[static_cast<size_t>(t)]; });
+    }
     return plan;
 }
 
