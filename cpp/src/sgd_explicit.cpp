@@ -121,12 +121,13 @@ void check_factors(const Factors<T>& m, bool need_implicit, bool strided = false
 // with zeros to whole vectors and aligned to one: every load and store is one whole vector inside
 // one cache line, with no scalar tail (the padding stays zero, both updates being linear in it).
 // Over a run of consecutive ratings of one user (the shuffled order groups them) the user's row
-// and bias stay in registers, so a step loads and stores only the item's row. For the usual rates
-// it also applies the weight decay lazily and looks one rating ahead (svd_runs_scaled).
+// and bias stay in registers, so a step loads and stores only the item's row, and three users'
+// runs are visited interleaved (for_each_lane_step). For the usual rates it also applies the
+// weight decay lazily (svd_lanes_scaled).
 // ---------------------------------------------------------------------------------------------
 // One rating of an epoch's visiting order: the item and the rating. The ratings of an epoch are
-// grouped into runs of consecutive entries of one user (every kernel keeps the user's state
-// over a run).
+// grouped into runs of consecutive entries of one user (the kernels keep the user's state over
+// a run).
 template <class T>
 struct Entry {
     int32_t i;

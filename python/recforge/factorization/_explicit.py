@@ -423,8 +423,9 @@ class SVD(_ExplicitFactorModel):
         Visit the ratings in a new random order every epoch (seeded by ``random_state``),
         grouped for the cache: ranges of item indices (about 256 KiB of factor rows each) in a
         random order, within a range the users in a random order, and each user's ratings in
-        the range in a random order (docs: "SVD and PMF"). ``False`` visits them user by user
-        in index order, as Surprise does.
+        the range in a random order; three users' runs of ratings are visited at a time,
+        interleaved rating by rating (docs: "SVD and PMF"). ``False`` keeps the users and their
+        ratings in index order (Surprise's order), with the same interleaving of runs.
     rating_scale : (low, high), optional
         Range that predictions are clipped to; by default the training ratings' range. Ratings
         outside a given scale raise ``ValueError``.

@@ -85,7 +85,11 @@ struct EpochStats {
 // order. Every rating is visited once. Keeping a user's ratings together lets the vector kernel
 // hold the user's row in registers, and one item range's rows stay in the L2 cache; Surprise's
 // SGD visits the ratings user by user in a fixed order. Without `shuffle` the ratings keep their
-// given order within each block.
+// given order within each block. Either way the runs of a block (its stretches of one user's
+// ratings) are then visited three at a time, interleaved: three lanes each hold a run; every
+// round each lane holding a run visits its next rating, lanes in order; then the lanes whose run
+// is done let it go and the empty lanes take the next runs in lane order, a run whose user
+// another lane holds waiting (with the runs after it) until that lane lets its run go.
 //
 // With n_threads > 1 (and enough ratings) users and items are split into n_threads strata of
 // consecutive indices with balanced rating counts and block (a, b) holds the ratings of user stratum a and item stratum b.
