@@ -377,14 +377,6 @@ RF_SGD_INLINE inline Vec vadd(Vec a, Vec b) { return _mm256_add_ps(a, b); }
 RF_SGD_INLINE inline Vec vmul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
 RF_SGD_INLINE inline Vec vfma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
 RF_SGD_INLINE inline float vhsum(Vec v) { return hsum256(v); }
-RF_SGD_INLINE inline void vhsum2(Vec a, Vec b, float& sa, float& sb) {
-    // [a's halves summed | b's halves summed], then within each 128-bit half
-    Vec x = _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
-    x = _mm256_add_ps(x, _mm256_permute_ps(x, 0x4E));
-    x = _mm256_add_ps(x, _mm256_permute_ps(x, 0xB1));
-    sa = _mm256_cvtss_f32(x);
-    sb = _mm_cvtss_f32(_mm256_extractf128_ps(x, 1));
-}
 #include "sgd_svd_kernels.inc"
 #undef RF_SGD_TARGET
 #undef RF_SGD_INLINE
@@ -409,17 +401,6 @@ RF_SGD_INLINE inline float vhsum(Vec v) {
     const __m256 low = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, d, 0));
     const __m256 high = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, d, 1));
     return hsum256(_mm256_add_ps(low, high));
-}
-RF_SGD_INLINE inline void vhsum2(Vec a, Vec b, float& sa, float& sb) {
-    // 128-bit lanes [a0 + a2, a1 + a3, b0 + b2, b1 + b3], then [A, A, B, B], then within each lane
-    // (zero-masking forms with every lane kept, as in vhsum)
-    constexpr __mmask16 all = 0xFFFF;
-    Vec x = _mm512_add_ps(_mm512_maskz_shuffle_f32x4(all, a, b, 0x44), _mm512_maskz_shuffle_f32x4(all, a, b, 0xEE));
-    x = _mm512_add_ps(x, _mm512_maskz_shuffle_f32x4(all, x, x, 0xB1));
-    x = _mm512_add_ps(x, _mm512_maskz_permute_ps(all, x, 0x4E));
-    x = _mm512_add_ps(x, _mm512_maskz_permute_ps(all, x, 0xB1));
-    sa = _mm_cvtss_f32(_mm512_maskz_extractf32x4_ps(0xF, x, 0));
-    sb = _mm_cvtss_f32(_mm512_maskz_extractf32x4_ps(0xF, x, 2));
 }
 #include "sgd_svd_kernels.inc"
 #undef RF_SGD_TARGET
