@@ -383,6 +383,14 @@ RF_SGD_INLINE inline Vec vadd(Vec a, Vec b) { return _mm256_add_ps(a, b); }
 RF_SGD_INLINE inline Vec vmul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
 RF_SGD_INLINE inline Vec vfma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
 RF_SGD_INLINE inline float vhsum(Vec v) { return hsum256(v); }
+RF_SGD_INLINE inline Vec vfnma(Vec a, Vec b, Vec c) { return _mm256_fnmadd_ps(a, b, c); }
+RF_SGD_INLINE inline float vfirst(Vec v) { return _mm256_cvtss_f32(v); }
+// a butterfly: every float adds the same terms in the same pairs, so all hold the same sum
+RF_SGD_INLINE inline Vec vsum_all(Vec x) {
+    x = _mm256_add_ps(x, _mm256_permute2f128_ps(x, x, 1));
+    x = _mm256_add_ps(x, _mm256_permute_ps(x, 0x4E));
+    return _mm256_add_ps(x, _mm256_permute_ps(x, 0xB1));
+}
 #include "sgd_svd_kernels.inc"
 #undef RF_SGD_TARGET
 #undef RF_SGD_INLINE
@@ -407,6 +415,15 @@ RF_SGD_INLINE inline float vhsum(Vec v) {
     const __m256 low = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, d, 0));
     const __m256 high = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, d, 1));
     return hsum256(_mm256_add_ps(low, high));
+}
+RF_SGD_INLINE inline Vec vfnma(Vec a, Vec b, Vec c) { return _mm512_fnmadd_ps(a, b, c); }
+RF_SGD_INLINE inline float vfirst(Vec v) { return _mm512_cvtss_f32(v); }
+// a butterfly (halves, then 128-bit quarters, pairs, neighbours): all floats hold the same sum
+RF_SGD_INLINE inline Vec vsum_all(Vec x) {
+    x = _mm512_add_ps(x, _mm512_shuffle_f32x4(x, x, 0x4E));
+    x = _mm512_add_ps(x, _mm512_shuffle_f32x4(x, x, 0xB1));
+    x = _mm512_add_ps(x, _mm512_permute_ps(x, 0x4E));
+    return _mm512_add_ps(x, _mm512_permute_ps(x, 0xB1));
 }
 #include "sgd_svd_kernels.inc"
 #undef RF_SGD_TARGET
@@ -584,9 +601,16 @@ template <class V, class Make>
 void emit_shuffled_run(V* out, int64_t begin, int64_t end, const Make& make, Uniform16& draw, SplitMix64& rng) {
     const int64_t n = end - begin;
     make.put(out, begin);
-    for (int64_t t = 1; t < n; ++t) {
-        const int64_t j = n > 65536 ? static_cast<int64_t>(rng.below(static_cast<uint64_t>(t + 1)))
-                                    : static_cast<int64_t>(draw.below(static_cast<uint32_t>(t + 1)));
+    if (n > 65536) {
+        for (int64_t t = 1; t < n; ++t) {
+            const int64_t j = static_cast<int64_t>(rng.below(static_cast<uint64_t>(t + 1)));
+            std::memcpy(out + t, out + j, sizeof(V));
+            make.put(out + j, begin + t);
+        }
+        return;
+    }
+    for (uint32_t t = 1; t < static_cast<uint32_t>(n); ++t) {
+        const uint32_t j = draw.below(t + 1);
         std::memcpy(out + t, out + j, sizeof(V));
         make.put(out + j, begin + t);
     }
@@ -853,7 +877,7 @@ struct SvdWorkspace::Impl {
 
     // The segments of block b, from the block's own stream on several strata (from run_rng on one).
     template <class V, class Make>
-    void emit_block(V* out, int64_t b, const Make& make) const {
+    __attribute__((noinline)) void emit_block(V* out, int64_t b, const Make& make) const {
         SplitMix64 rng = strata > 1 ? SplitMix64{block_seed[static_cast<size_t>(b)]} : run_rng;
         Uniform16 draw{rng};
         int64_t pos = offset[static_cast<size_t>(b)];
